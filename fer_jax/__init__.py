@@ -1,0 +1,1 @@
+"""fer_jax: facial emotion recognition methods in JAX/Flax."""

@@ -1,0 +1,25 @@
+"""Canonical label spaces shared by every dataset in fer_jax.
+
+Every source (synthetic or real) yields records in these label spaces; adapters of
+real datasets map their own orders into them with explicit tables.
+"""
+
+# The 7 basic expressions, in fer_jax's canonical order (AffectNet's order).
+EXPRESSIONS = ('neutral', 'happy', 'sad', 'surprise', 'fear', 'disgust', 'anger')
+
+# Facial action units the synthetic renderer animates (FACS numbers).
+AUS = (1, 2, 4, 5, 6, 7, 9, 12, 15, 17, 20, 23, 25, 26)
+AU_NAMES = tuple(f'AU{n}' for n in AUS)
+
+# Compound expressions of Du, Tao & Martinez (PNAS 2014), the 15 non-basic ones.
+COMPOUND_EXPRESSIONS = (
+    'happily_surprised', 'happily_disgusted', 'sadly_fearful', 'sadly_angry',
+    'sadly_surprised', 'sadly_disgusted', 'fearfully_angry',
+    'fearfully_surprised', 'fearfully_disgusted', 'angrily_surprised',
+    'angrily_disgusted', 'disgustedly_surprised', 'appalled', 'hatred', 'awed',
+)
+
+DOMAINS = ('lab', 'wild')
+
+# Value stored in an integer label field that the dataset does not annotate.
+MISSING = -1
