@@ -15,7 +15,7 @@ class _Features(nn.Module):
   def __call__(self, x, train: bool):
     for i, w in enumerate(self.widths):
       x = nn.Conv(w, (3, 3), dtype=self.dtype, name=f'conv{i}')(x)
-      x = nn.BatchNorm(use_running_average=not train, dtype=self.dtype,
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
                        name=f'bn{i}')(x)
       x = nn.relu(x)
       x = nn.max_pool(x, (2, 2), (2, 2))

@@ -1,0 +1,3 @@
+"""Tasks: a loss over model outputs and a batch, and the metrics of a report."""
+from fer_jax.tasks.registry import TASKS, get_task
+from fer_jax.tasks import affect  # noqa: F401  (registers)

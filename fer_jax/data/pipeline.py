@@ -1,0 +1,168 @@
+"""grain input pipelines: record -> preprocessed example -> sharded batches.
+
+Every pipeline is a `grain.MapDataset`, so batch k of a run is a pure function of
+(source, seed, k): a resumed run asks for batches from its restored step on and
+sees exactly the data an uninterrupted run would have seen.
+"""
+import dataclasses
+import math
+from typing import Any, Dict, Optional
+
+import grain
+import numpy as np
+
+from fer_jax.data import transforms
+
+# Fields a model or task may need; the rest (landmarks, eyes...) stay in the source.
+LABEL_FIELDS = ('valence', 'arousal', 'expression', 'compound', 'aus', 'has_va',
+                'has_expression', 'has_aus', 'has_compound', 'subject', 'domain',
+                'clip', 'dataset_id')
+_NUM_EXPRESSIONS = {'expression': 7, 'compound': 15}
+
+
+class BadRecordError(ValueError):
+  """A record whose image or labels cannot be used; names the record."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocess:
+  """Turns a record into a float32 example; the papers' steps as options.
+
+  crop: 'none', 'eyes' (001: eye-aligned box) or 'landmarks' (002: landmark box).
+  normalize: 'unit' (x/255), 'minmax' (001: per-image stretch, then /255),
+    'mean_std' ((x/255 - mean) / std; 002 uses 0.5/0.5).
+  Augmentations apply only when `train` and a rng is given.
+  """
+  image_size: int
+  channels: int = 3
+  crop: str = 'none'
+  normalize: str = 'unit'
+  mean: Any = 0.5
+  std: Any = 0.5
+  hflip: bool = False
+  rotation: float = 0.0   # max degrees (004: 45)
+  shift: float = 0.0      # max fraction of the side (004: 0.2)
+  pad_crop: int = 0       # pad then random crop back (003: 4)
+  name: str = 'dataset'
+
+  def __call__(self, record: Dict[str, Any], rng: Optional[np.random.Generator] = None):
+    where = f'{self.name} record {record.get("index", "?")}'
+    image = np.asarray(record.get('image'))
+    if image.dtype != np.uint8 or image.ndim != 3 or 0 in image.shape:
+      raise BadRecordError(f'{where}: image must be a non-empty uint8 HxWxC array, '
+                           f'got dtype {image.dtype} shape {image.shape}')
+    _check_labels(record, where)
+    if self.crop == 'eyes':
+      image = transforms.align_by_eyes(image, record['eyes'], self.image_size)
+    elif self.crop == 'landmarks':
+      image = transforms.landmark_box_crop(image, record['landmarks'], self.image_size)
+    elif self.crop != 'none':
+      raise ValueError(f'Unknown crop {self.crop!r}; valid: none, eyes, landmarks')
+    image = transforms.to_channels(image, self.channels)
+    if image.shape[:2] != (self.image_size, self.image_size):
+      image = transforms.resize(image, self.image_size)
+    if rng is not None:
+      image = self._augment(image, rng)
+    example = {k: np.asarray(record[k]) for k in LABEL_FIELDS if k in record}
+    example['image'] = self._normalize(image)
+    return example
+
+  def _augment(self, image, rng):
+    if self.rotation:
+      image = transforms.random_rotation(image, rng, self.rotation)
+    if self.shift:
+      image = transforms.random_shift(image, rng, self.shift)
+    if self.hflip:
+      image = transforms.random_hflip(image, rng)
+    if self.pad_crop:
+      image = transforms.pad_random_crop(image, rng, self.pad_crop)
+    return image
+
+  def _normalize(self, image):
+    if self.normalize == 'unit':
+      return image.astype(np.float32) / 255.0
+    if self.normalize == 'minmax':
+      return transforms.minmax_stretch(image) / 255.0
+    if self.normalize == 'mean_std':
+      return transforms.normalize(image, self.mean, self.std)
+    raise ValueError(f'Unknown normalize {self.normalize!r}; valid: unit, minmax, mean_std')
+
+
+def _check_labels(record, where):
+  if record.get('has_va', False):
+    for k in ('valence', 'arousal'):
+      if not np.isfinite(record[k]):
+        raise BadRecordError(f'{where}: {k} is {record[k]} (not a finite number)')
+  for k, n in _NUM_EXPRESSIONS.items():
+    if record.get(f'has_{k}', False) and not 0 <= int(record[k]) < n:
+      raise BadRecordError(f'{where}: {k} label {record[k]} is outside [0, {n})')
+  if record.get('has_aus', False) and not np.all(np.isfinite(record['aus'])):
+    raise BadRecordError(f'{where}: AU labels hold NaN/inf')
+
+
+def preprocess_from_config(data_config, name='dataset') -> Preprocess:
+  aug = data_config.get('augment', {})
+  return Preprocess(
+      image_size=data_config.image_size, channels=data_config.channels,
+      crop=data_config.get('crop', 'none'),
+      normalize=data_config.get('normalize', 'unit'),
+      mean=data_config.get('mean', 0.5), std=data_config.get('std', 0.5),
+      hflip=aug.get('hflip', False), rotation=aug.get('rotation', 0.0),
+      shift=aug.get('shift', 0.0), pad_crop=aug.get('pad_crop', 0), name=name)
+
+
+def limit(source, n: int):
+  """The first `n` records of a source (all of them when n <= 0)."""
+  return source if n <= 0 or n >= len(source) else grain.MapDataset.source(source)[:n]
+
+
+def steps_per_epoch(num_records: int, global_batch: int) -> int:
+  return max(num_records // global_batch, 1)
+
+
+def train_dataset(source, preprocess: Preprocess, global_batch: int, num_steps: int,
+                  seed: int, process_index: int = 0, process_count: int = 1):
+  """Infinite-looking shuffled, augmented, batched MapDataset of this process.
+
+  Batch k holds this process's share (global_batch / process_count) of global
+  batch k; each epoch is reshuffled from the seed.
+  """
+  if global_batch % process_count:
+    raise ValueError(f'batch size {global_batch} is not divisible by the '
+                     f'{process_count} processes')
+  local_batch = global_batch // process_count
+  epochs = math.ceil(num_steps * global_batch / len(source)) + 1
+  ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(epochs)
+  ds = ds[process_index::process_count]
+  ds = ds.random_map(preprocess, seed=seed)
+  return ds.batch(local_batch, drop_remainder=True)
+
+
+def eval_dataset(source, preprocess: Preprocess, global_batch: int,
+                 process_index: int = 0, process_count: int = 1):
+  """Whole split in order, padded to full batches; `mask` marks real examples."""
+  local_batch = global_batch // process_count
+  n = len(source)
+  per_proc = math.ceil(n / process_count)
+  padded = math.ceil(per_proc / local_batch) * local_batch
+  ds = grain.MapDataset.source(source)[process_index::process_count]
+  ds = ds.map(preprocess)
+  ds = _pad(ds, padded)
+  return ds.batch(local_batch, drop_remainder=False)
+
+
+def _pad(ds, length):
+  n = len(ds)
+
+  def get(i):
+    ex = dict(ds[min(i, n - 1)])
+    ex['mask'] = np.asarray(i < n)
+    return ex
+  return grain.MapDataset.range(length).map(get)
+
+
+def to_iterator(ds, start: int = 0, num_threads: int = 4, prefetch: int = 8):
+  """Iterates batches from `start`, preparing them on background threads."""
+  ds = ds[start:]
+  opts = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+  return iter(ds.to_iter_dataset(opts))

@@ -1,0 +1,75 @@
+"""Orbax checkpoints of a run: the latest few (to resume) and the best by a metric.
+
+Orbax writes each checkpoint into a temporary directory and renames it when
+complete, so a run killed mid-save leaves the previous checkpoints intact and
+the half-written one is ignored (and cleaned up) on restart.
+"""
+import os
+from typing import Optional
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpoints:
+  """`latest/` keeps the newest `keep` states; `best/` the best `keep_best`."""
+
+  def __init__(self, workdir: str, keep: int = 2, best_metric: Optional[str] = None,
+               best_mode: str = 'min', keep_best: int = 1):
+    workdir = os.path.abspath(workdir)
+    self.latest = ocp.CheckpointManager(
+        os.path.join(workdir, 'checkpoints', 'latest'),
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                             cleanup_tmp_directories=True))
+    self.best_metric = best_metric
+    self.best = None
+    if best_metric:
+      self.best = ocp.CheckpointManager(
+          os.path.join(workdir, 'checkpoints', 'best'),
+          options=ocp.CheckpointManagerOptions(
+              max_to_keep=keep_best, create=True, cleanup_tmp_directories=True,
+              best_fn=lambda m: m[best_metric], best_mode=best_mode,
+              keep_checkpoints_without_metrics=False))
+
+  def save(self, step: int, state, force: bool = False):
+    self.latest.save(step, args=ocp.args.StandardSave(state), force=force)
+
+  def save_best(self, step: int, state, metrics: dict):
+    """Offers the state to the best-checkpoint manager, which keeps it if better."""
+    if self.best is not None and self.best_metric in metrics:
+      self.best.save(step, args=ocp.args.StandardSave(state),
+                     metrics={self.best_metric: float(metrics[self.best_metric])},
+                     force=True)
+
+  def latest_step(self) -> Optional[int]:
+    return self.latest.latest_step()
+
+  def best_step(self) -> Optional[int]:
+    return None if self.best is None else self.best.best_step()
+
+  def restore_latest(self, abstract_state):
+    step = self.latest_step()
+    if step is None:
+      return None
+    return self.latest.restore(step, args=ocp.args.StandardRestore(abstract_state))
+
+  def restore_best(self, abstract_state):
+    step = self.best_step()
+    if step is None:
+      return None
+    return self.best.restore(step, args=ocp.args.StandardRestore(abstract_state))
+
+  def wait(self):
+    self.latest.wait_until_finished()
+    if self.best is not None:
+      self.best.wait_until_finished()
+
+  def close(self):
+    self.latest.close()
+    if self.best is not None:
+      self.best.close()
+
+
+def abstract_like(state):
+  """ShapeDtypeStructs (with shardings) of a state, as a restore target."""
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)

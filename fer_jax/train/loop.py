@@ -1,0 +1,210 @@
+"""Config-driven training: one loop that every method reuses.
+
+    train_and_evaluate(config, workdir)
+
+builds the task, model, data and optimiser named in `config`, resumes from the
+newest checkpoint in `workdir` if there is one, trains with a jitted data-parallel
+step, evaluates every `eval_every_steps`, keeps the best checkpoint by
+`best_metric`, and writes `metrics.jsonl` and `results.json`.
+"""
+import json
+import os
+import time
+from typing import Dict
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.experimental import multihost_utils
+
+from fer_jax.data import pipeline
+from fer_jax.data.sources import get_source
+from fer_jax.models import get_model
+from fer_jax.tasks import get_task
+from fer_jax.train import checkpoint as ckpt_lib
+from fer_jax.train import mesh as mesh_lib
+from fer_jax.train import optim
+from fer_jax.train.logging import MetricLog, write_json
+from fer_jax.train.state import init_state
+from fer_jax.train.step import make_eval_step, make_train_step
+
+
+class ConfigMismatchError(ValueError):
+  pass
+
+
+def check_workdir_config(config, workdir: str):
+  """Refuses to resume a workdir that was written by a different config."""
+  path = os.path.join(workdir, 'config.json')
+  new = json.loads(config.to_json_best_effort(sort_keys=True))
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    if old != new:
+      diff = _diff(old, new)
+      raise ConfigMismatchError(
+          f'{workdir} holds a run of a different config; refusing to resume over '
+          f'it. Differences (workdir vs now): {diff}. Use a new --workdir.')
+  else:
+    os.makedirs(workdir, exist_ok=True)
+    write_json(path, new)
+
+
+def _diff(a, b, prefix=''):
+  out = []
+  for k in sorted(set(a) | set(b)):
+    va, vb = a.get(k, '<absent>'), b.get(k, '<absent>')
+    if isinstance(va, dict) and isinstance(vb, dict):
+      out += _diff(va, vb, f'{prefix}{k}.')
+    elif va != vb:
+      out.append(f'{prefix}{k}: {va!r} vs {vb!r}')
+  return out
+
+
+def build_model(config, task):
+  kwargs = dict(config.model)
+  name = kwargs.pop('name')
+  dtype = jnp.bfloat16 if config.get('bf16', False) else jnp.float32
+  return get_model(name, num_outputs=task.num_outputs, dtype=dtype, **kwargs)
+
+
+def trainable_mask(params, spec: str):
+  if spec in (None, 'all'):
+    return None
+  from fer_jax.models import partition
+  return partition.trainable_mask(params, spec)
+
+
+class Trainer:
+  """The pieces of one run, built once from its config."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    self.config, self.workdir = config, workdir
+    self.task = get_task(**config.task)
+    self.model = build_model(config, self.task)
+    self.mesh = mesh_lib.data_mesh()
+    self.train_source = pipeline.limit(
+        get_source(config.data, config.data.train_split),
+        config.data.get('train_records', 0))
+    self.batch_size = config.batch_size
+    self.steps_per_epoch = pipeline.steps_per_epoch(len(self.train_source),
+                                                    self.batch_size)
+    self.total_steps = config.get('total_steps') or (
+        config.num_epochs * self.steps_per_epoch)
+    sample = jnp.zeros((1, config.data.image_size, config.data.image_size,
+                        config.data.channels), jnp.float32)
+    rng = jax.random.key(config.seed)
+    params_shape = jax.eval_shape(
+        lambda: self.model.init({'params': rng, 'dropout': rng}, sample))['params']
+    self.tx = optim.make_optimizer(config, self.steps_per_epoch, self.total_steps,
+                                   trainable_mask(params_shape,
+                                                  config.get('trainable', 'all')))
+    self.state = jax.device_put(init_state(self.model, self.tx, rng, sample),
+                                mesh_lib.replicated(self.mesh))
+    repl = mesh_lib.replicated(self.mesh)
+    self.train_step = jax.jit(make_train_step(self.model, self.task, self.tx),
+                              out_shardings=(repl, repl), donate_argnums=0)
+    self.eval_step = jax.jit(make_eval_step(self.model, self.task))
+
+  def preprocess(self, split: str):
+    return pipeline.preprocess_from_config(
+        self.config.data, name=f'{self.config.data.name}/{split}')
+
+  def evaluate(self, state, split: str, prefix: str = 'val') -> Dict[str, float]:
+    """Task metrics of `state` on a whole split, gathered from every process."""
+    source = pipeline.limit(get_source(self.config.data, split),
+                            self.config.data.get('eval_records', 0))
+    ds = pipeline.eval_dataset(source, self.preprocess(split),
+                               self.config.get('eval_batch_size', self.batch_size),
+                               jax.process_index(), jax.process_count())
+    preds, labels, loss_sum = [], [], 0.0
+    for local in pipeline.to_iterator(ds, num_threads=self.config.data.num_threads):
+      batch = mesh_lib.global_batch(local, self.mesh)
+      pred, loss = self.eval_step(state, batch)
+      keep = {k: v for k, v in batch.items() if k != 'image'}
+      preds.append(multihost_utils.process_allgather(pred, tiled=True))
+      labels.append(multihost_utils.process_allgather(keep, tiled=True))
+      loss_sum += float(loss)
+    pred = {k: np.concatenate([p[k] for p in preds]) for k in preds[0]}
+    lab = {k: np.concatenate([l[k] for l in labels]) for k in labels[0]}
+    m = lab['mask'].astype(bool)
+    report = self.task.report({k: v[m] for k, v in pred.items()},
+                              {k: v[m] for k, v in lab.items()})
+    report['loss'] = loss_sum / max(m.sum(), 1)
+    return {f'{prefix}/{k}': v for k, v in report.items()}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains (or resumes) the run of `config` in `workdir`; returns final metrics."""
+  check_workdir_config(config, workdir)
+  t = Trainer(config, workdir)
+  best_metric, best_mode = config.get('best_metric') or t.task.primary_metric[0], (
+      config.get('best_mode') or t.task.primary_metric[1])
+  ckpts = ckpt_lib.Checkpoints(workdir, keep=config.get('keep_checkpoints', 2),
+                               best_metric=best_metric, best_mode=best_mode)
+  state = ckpts.restore_latest(ckpt_lib.abstract_like(t.state)) or t.state
+  start = int(state.step)
+  log = MetricLog(workdir, resume_step=start)
+  if start:
+    print(f'Resuming {workdir} from step {start}.', flush=True)
+
+  ds = pipeline.train_dataset(t.train_source, t.preprocess(config.data.train_split),
+                              t.batch_size, t.total_steps, config.seed,
+                              jax.process_index(), jax.process_count())
+  batches = pipeline.to_iterator(ds, start=start, num_threads=config.data.num_threads)
+  progress = _Progress(start, t.total_steps, t.batch_size, enabled=config.get('progress', True))
+  pending = []
+  for step in range(start + 1, t.total_steps + 1):
+    batch = mesh_lib.global_batch(next(batches), t.mesh)
+    state, metrics = t.train_step(state, batch)
+    pending.append(metrics)
+    if step % config.log_every_steps == 0 or step == t.total_steps:
+      row = {k: float(np.mean([jax.device_get(m[k]) for m in pending])) for k in pending[0]}
+      row.update(epoch=step / t.steps_per_epoch, lr_scale=float(state.lr_scale))
+      log.write(step, {f'train/{k}': v for k, v in row.items()})
+      progress.update(step, row['loss'])
+      pending = []
+    if step % config.eval_every_steps == 0 or step == t.total_steps:
+      evals = t.evaluate(state, config.data.eval_split)
+      log.write(step, evals)
+      ckpts.save_best(step, state, evals)
+    if step % config.checkpoint_every_steps == 0 or step == t.total_steps:
+      ckpts.save(step, state)
+  progress.close()
+  ckpts.wait()
+
+  results = {'step': int(state.step), 'best_step': ckpts.best_step(),
+             **t.evaluate(state, config.data.eval_split)}
+  for split in config.data.get('test_splits', ()):
+    results.update(t.evaluate(state, split, prefix=split))
+  write_json(os.path.join(workdir, 'results.json'), results)
+  log.close()
+  ckpts.close()
+  return results
+
+
+class _Progress:
+  """A tqdm bar with images/s, on process 0."""
+
+  def __init__(self, start, total, batch_size, enabled=True):
+    self.bar = None
+    self.batch_size = batch_size
+    self.last = (start, time.perf_counter())
+    if enabled and jax.process_index() == 0:
+      from tqdm import tqdm
+      self.bar = tqdm(total=total, initial=start, unit='step', dynamic_ncols=True)
+
+  def update(self, step, loss):
+    if self.bar is None:
+      return
+    s0, t0 = self.last
+    now = time.perf_counter()
+    self.bar.update(step - s0)
+    self.bar.set_postfix(loss=f'{loss:.4f}',
+                         img_s=f'{(step - s0) * self.batch_size / max(now - t0, 1e-9):.0f}')
+    self.last = (step, now)
+
+  def close(self):
+    if self.bar is not None:
+      self.bar.close()

@@ -1,0 +1,36 @@
+"""Shared test fixtures: a tiny fast config every train test starts from."""
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def tiny_config(**overrides):
+  from configs import common
+  c = common.base_config()
+  c.data.source.preset = 'affectnet_like'
+  c.data.image_size = 32
+  c.data.num_threads = 2
+  c.model = dict(name='small_cnn', widths=(8, 16), hidden=16)
+  c.batch_size = 16
+  c.total_steps = 12
+  c.log_every_steps = 2
+  c.eval_every_steps = 6
+  c.checkpoint_every_steps = 3
+  c.progress = False
+  c.optim = dict(name='sgd', learning_rate=1e-2, momentum=0.9, nesterov=True)
+  for k, v in overrides.items():
+    node = c
+    *path, last = k.split('.')
+    for p in path:
+      node = node[p]
+    node[last] = v
+  return c
+
+
+@pytest.fixture
+def tiny():
+  return tiny_config
