@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional
 import grain
 import numpy as np
 
-from fer_jax.data import transforms
+from fer_jax.data import crops, transforms
 
 # Fields a model or task may need; the rest (landmarks, eyes...) stay in the source.
 LABEL_FIELDS = ('valence', 'arousal', 'expression', 'compound', 'aus', 'has_va',
@@ -53,9 +53,9 @@ class Preprocess:
                            f'got dtype {image.dtype} shape {image.shape}')
     _check_labels(record, where)
     if self.crop == 'eyes':
-      image = transforms.align_by_eyes(image, record['eyes'], self.image_size)
+      image = crops.align_by_eyes(image, record["eyes"], self.image_size)
     elif self.crop == 'landmarks':
-      image = transforms.landmark_box_crop(image, record['landmarks'], self.image_size)
+      image = crops.landmark_box_crop(image, record["landmarks"], self.image_size)
     elif self.crop != 'none':
       raise ValueError(f'Unknown crop {self.crop!r}; valid: none, eyes, landmarks')
     image = transforms.to_channels(image, self.channels)

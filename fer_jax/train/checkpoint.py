@@ -8,6 +8,7 @@ import os
 from typing import Optional
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 
@@ -73,3 +74,23 @@ class Checkpoints:
 def abstract_like(state):
   """ShapeDtypeStructs (with shardings) of a state, as a restore target."""
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+
+
+def load_numpy(workdir: str, which: str = 'latest', step: Optional[int] = None):
+  """A run's checkpoint as a tree of host numpy arrays, whatever the topology it
+  was saved under (e.g. to use it as pretrained weights or to compare runs).
+
+  Returns (step, tree) with the TrainState's fields as dict keys.
+  """
+  root = os.path.join(os.path.abspath(workdir), 'checkpoints', which)
+  steps = sorted(int(d) for d in (os.listdir(root) if os.path.isdir(root) else [])
+                 if d.isdigit())
+  if not steps or (step is not None and step not in steps):
+    raise FileNotFoundError(f'No {which} checkpoint {step or ""} in {root} '
+                            f'(found steps {steps})')
+  step = steps[-1] if step is None else step
+  path = os.path.join(root, str(step), 'default')
+  with ocp.PyTreeCheckpointer() as ckptr:
+    meta = ckptr.metadata(path).item_metadata.tree
+    args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), meta)
+    return step, ckptr.restore(path, args=ocp.args.PyTreeRestore(restore_args=args))

@@ -26,10 +26,9 @@ def _env(devices=1):
 
 
 def _final_params(workdir):
-  import orbax.checkpoint as ocp
-  mngr = ocp.CheckpointManager(os.path.join(workdir, 'checkpoints', 'latest'))
-  restored = mngr.restore(mngr.latest_step())
-  return mngr.latest_step(), restored['params']
+  from fer_jax.train.checkpoint import load_numpy
+  step, tree = load_numpy(workdir)
+  return step, tree['params']
 
 
 def _losses(workdir):
