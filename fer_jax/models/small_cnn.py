@@ -9,6 +9,7 @@ from fer_jax.models.registry import MODELS
 
 class _Features(nn.Module):
   widths: Sequence[int]
+  pool: str
   dtype: jnp.dtype
 
   @nn.compact
@@ -19,7 +20,11 @@ class _Features(nn.Module):
                        name=f'bn{i}')(x)
       x = nn.relu(x)
       x = nn.max_pool(x, (2, 2), (2, 2))
-    return jnp.mean(x, axis=(1, 2))  # global average pool
+    if self.pool == 'avg':
+      return jnp.mean(x, axis=(1, 2))
+    # Flattening keeps where things are: an expression is where the mouth
+    # corners and brows sit, which a global average pool blurs away.
+    return x.reshape(x.shape[0], -1)
 
 
 class _Head(nn.Module):
@@ -37,15 +42,16 @@ class _Head(nn.Module):
 
 @MODELS.register('small_cnn')
 class SmallCNN(nn.Module):
-  """conv3x3-BN-ReLU-maxpool blocks, global average pool, MLP head."""
+  """conv3x3-BN-ReLU-maxpool blocks, flatten (or average pool), MLP head."""
   num_outputs: int = 2
   widths: Sequence[int] = (16, 32, 64, 128)
+  pool: str = 'flatten'  # or 'avg' (global average pool)
   hidden: int = 128
   dropout: float = 0.0
   dtype: jnp.dtype = jnp.float32
 
   def setup(self):
-    self.features = _Features(tuple(self.widths), self.dtype)
+    self.features = _Features(tuple(self.widths), self.pool, self.dtype)
     self.head = _Head(self.num_outputs, self.hidden, self.dropout, self.dtype)
 
   def embed(self, x, train: bool = False):

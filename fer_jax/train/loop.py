@@ -69,11 +69,13 @@ def build_model(config, task):
   return get_model(name, num_outputs=task.num_outputs, dtype=dtype, **kwargs)
 
 
-def trainable_mask(params, spec: str):
+def trainable_mask(model, params, sample, spec: str):
+  """None (train everything) or the bool mask of `config.trainable`."""
   if spec in (None, 'all'):
     return None
   from fer_jax.models import partition
-  return partition.trainable_mask(params, spec)
+  order = partition.layer_order(model, sample) if spec.startswith('last:') else None
+  return partition.trainable_mask(params, spec, order=order)
 
 
 class Trainer:
@@ -98,7 +100,7 @@ class Trainer:
     params_shape = jax.eval_shape(
         lambda: self.model.init({'params': rng, 'dropout': rng}, sample))['params']
     self.tx = optim.make_optimizer(config, self.steps_per_epoch, self.total_steps,
-                                   trainable_mask(params_shape,
+                                   trainable_mask(self.model, params_shape, sample,
                                                   config.get('trainable', 'all')))
     self.state = jax.device_put(init_state(self.model, self.tx, rng, sample),
                                 mesh_lib.replicated(self.mesh))

@@ -25,7 +25,7 @@ def make_train_step(model, task, tx):
     new_state = state.replace(step=state.step + 1,
                               params=optax.apply_updates(state.params, updates),
                               batch_stats=batch_stats, opt_state=opt_state)
-    metrics = {'loss': loss, 'grad_norm': optax.global_norm(grads), **aux}
+    metrics = {'loss': loss, 'grad_norm': optax.tree.norm(grads), **aux}
     return new_state, metrics
   return train_step
 

@@ -114,3 +114,23 @@ def test_unknown_config_override_is_an_error(tmp_path):
                        env=_env(), capture_output=True, text=True)
   assert out.returncode != 0
   assert 'lerning_rate' in out.stderr
+
+
+def test_frozen_features_do_not_move_and_bf16_trains(tmp_path, tiny):
+  import jax
+  from fer_jax.train.checkpoint import load_numpy
+  from fer_jax.train.loop import Trainer, train_and_evaluate
+  c = tiny(total_steps=4, trainable='head', **{'data.eval_records': 32})
+  init = jax.device_get(Trainer(c, str(tmp_path / 'x')).state.params)
+  train_and_evaluate(c, str(tmp_path / 'head'))
+  _, final = load_numpy(str(tmp_path / 'head'))
+  _assert_trees_close(init['features'], final['params']['features'], atol=0)
+  moved = [np.abs(a - b).max() for a, b in zip(jax.tree.leaves(init['head']),
+                                              jax.tree.leaves(final['params']['head']))]
+  assert min(moved) > 0
+
+  res = train_and_evaluate(tiny(total_steps=4, bf16=True, **{'data.eval_records': 32}),
+                           str(tmp_path / 'bf16'))
+  assert np.isfinite(res['val/loss'])
+  _, bf = load_numpy(str(tmp_path / 'bf16'))
+  assert all(x.dtype == np.float32 for x in jax.tree.leaves(bf['params']))

@@ -108,6 +108,10 @@ POSITIVE_STYLES = ({6: 0.6, 12: 0.8}, {12: 0.9, 25: 0.35}, {6: 0.8, 12: 0.5})
 NEGATIVE_STYLES = ({4: 0.7, 15: 0.35}, {15: 0.8, 17: 0.5}, {1: 0.5, 4: 0.45, 15: 0.45})
 AROUSAL_STYLES = ({5: 0.8, 26: 0.55}, {1: 0.8, 2: 0.8}, {25: 0.8, 20: 0.6},
                   {7: 0.7, 23: 0.6})
+# Everyone's share of arousal: wider eyes and parted lips (AU5, AU25), on top of
+# the subject's own arousal AUs, so a general model can read some arousal and a
+# personal one reads the rest.
+SHARED_AROUSAL = {5: 0.5, 25: 0.45}
 RESTING_FACES = ({}, {12: 0.2}, {4: 0.2}, {15: 0.2}, {1: 0.15, 2: 0.15}, {23: 0.2},
                  {6: 0.15})
 
@@ -145,7 +149,8 @@ def va_to_aus(style: SubjectStyle, valence: float, arousal: float) -> np.ndarray
   v = float(valence)
   a = min(max((float(arousal) - style.arousal_shift + 1.0) / 2.0, 0.0), 1.0)
   return (style.gain_v * (max(v, 0.0) * style.positive + max(-v, 0.0) * style.negative)
-          + style.gain_a * a * style.arousal)
+          + style.gain_a * a * style.arousal
+          + (max(float(arousal), 0.0) * _au_vector(SHARED_AROUSAL)))
 
 
 def affect_aus(style: SubjectStyle, prototype: np.ndarray, intensity: float,

@@ -73,7 +73,7 @@ _AFFECTNET_PROBS = (0.22, 0.3, 0.11, 0.09, 0.07, 0.06, 0.15)
 _SFEW_PROBS = (0.16, 0.2, 0.18, 0.1, 0.09, 0.06, 0.21)
 
 _register(PresetSpec(
-    name='affectnet_like', domain='wild', num_subjects=2000,
+    name='affectnet_like', domain='wild', num_subjects=2000, wild_strength=0.5,
     splits={'train': 40000, 'validation': 4000, 'test': 4000},
     labels=('va', 'expression'), class_probs=_AFFECTNET_PROBS,
     description='Large in-the-wild set with valence/arousal and 7 expressions '
