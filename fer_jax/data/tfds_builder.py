@@ -11,6 +11,7 @@ read back equal the source's records field by field.
 import hashlib
 import json
 
+import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -58,7 +59,9 @@ class FerRecords(tfds.core.GeneratorBasedBuilder):
 
   def _info(self):
     first = self._source(self._splits[0])[0]
+    # disable_shuffling keeps record i at position i, as in the source.
     return tfds.core.DatasetInfo(builder=self, features=_features(first),
+                                 disable_shuffling=True,
                                  description=f'fer_jax {self._dataset} {self._kwargs}')
 
   def _split_generators(self, dl_manager):
@@ -68,7 +71,18 @@ class FerRecords(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, split):
     source = self._source(split)
     for i in range(len(source)):
-      yield i, {k: np.asarray(v) for k, v in source[i].items()}
+      record = {k: np.asarray(v) for k, v in source[i].items()}
+      record['image'] = _png(record['image'])
+      yield i, record
+
+
+def _png(image: np.ndarray) -> bytes:
+  """Lossless PNG bytes: TFDS encodes those without TensorFlow (numpy it can't)."""
+  bgr = image[..., ::-1] if image.shape[-1] == 3 else image
+  ok, buf = cv2.imencode('.png', np.ascontiguousarray(bgr))
+  if not ok:
+    raise ValueError(f'could not PNG-encode an image of shape {image.shape}')
+  return buf.tobytes()
 
 
 def record_builder(dataset: str, source_kwargs: dict, data_dir: str, **kwargs):
