@@ -10,3 +10,10 @@ Contract shared by every model (see models/small_cnn.py for the smallest one):
 """
 from fer_jax.models.registry import MODELS, get_model
 from fer_jax.models import small_cnn  # noqa: F401  (registers)
+from fer_jax.models import alexnet  # noqa: F401  (registers)
+from fer_jax.models import vgg  # noqa: F401  (registers)
+from fer_jax.models import resnet  # noqa: F401  (registers)
+from fer_jax.models import resnet_v2  # noqa: F401  (registers)
+from fer_jax.models import mobilenet_v2  # noqa: F401  (registers)
+from fer_jax.models import inception_v3  # noqa: F401  (registers)
+from fer_jax.models import mini_xception  # noqa: F401  (registers)
