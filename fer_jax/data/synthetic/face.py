@@ -207,14 +207,18 @@ def sample_identity(rng: np.random.Generator) -> Identity:
 
 
 def sample_pose(rng: np.random.Generator, domain: str, strength: float = 1.0) -> Pose:
-  """Frontal for 'lab'; random pose, scale and shift for 'wild'."""
+  """Frontal for 'lab'; random pose, scale and shift for 'wild'.
+
+  Wild faces are framed a little tighter on average (like detector crops), so the
+  features have more pixels at 48 px.
+  """
   if domain == 'lab':
     return Pose()
   u = rng.random(8).tolist()
   s = strength
   return Pose(yaw=s * 0.55 * (2 * u[0] - 1), pitch=s * 0.2 * (2 * u[1] - 1),
               roll=s * math.radians(22) * (2 * u[2] - 1),
-              scale=1.0 + s * (0.45 * u[3] - 0.3),
+              scale=1.1 + s * (0.45 * u[3] - 0.3),
               tx=s * 0.09 * (2 * u[4] - 1), ty=s * 0.08 * (2 * u[5] - 1),
               gaze_x=0.3 * (2 * u[6] - 1), gaze_y=0.15 * (2 * u[7] - 1))
 
@@ -285,15 +289,16 @@ def _geometry(idn: Identity, au: np.ndarray) -> dict:
   y0, chin = ey + 0.02, ey + U
   e = 2.0 / idn.jaw
   lm[:17, 0] = cx - W * _JAW_SIGN * _JAW_ABS_C**e * (1 - 0.05 * a26 * _JAW_W)
-  lm[:17, 1] = (y0 + (chin - y0) * _JAW_S**e + 0.16 * U * a26 * _JAW_W
+  lm[:17, 1] = (y0 + (chin - y0) * _JAW_S**e + 0.2 * U * a26 * _JAW_W
                 - 0.035 * U * a17 * _JAW_CHIN)
 
   # Brows, outer -> inner: AU1 lifts the inner ends, AU2 the outer ends, AU4 pulls
-  # them down and together, AU9 lowers the inner ends a little.
-  by = ((ey - idn.brow_h) - idn.brow_arch * _BROW_ARCH - (0.1 * U * a1) * _BROW_IN
-        - (0.1 * U * a2) * _BROW_OUT + (0.065 * U * a4) * _BROW_LOW
+  # them down and together, AU9 lowers the inner ends a little. Amplitudes are
+  # large enough to move the brows a pixel or two at 48 px.
+  by = ((ey - idn.brow_h) - idn.brow_arch * _BROW_ARCH - (0.15 * U * a1) * _BROW_IN
+        - (0.15 * U * a2) * _BROW_OUT + (0.09 * U * a4) * _BROW_LOW
         + (0.02 * U * a9) * _BROW_WI)
-  x_in = idn.eye_dx - idn.eye_w * 0.95 - 0.06 * U * a4
+  x_in = idn.eye_dx - idn.eye_w * 0.95 - 0.07 * U * a4
   x_out = idn.eye_dx + idn.eye_w * 1.4 - 0.02 * U * a4
   bx = x_out + (x_in - x_out) * _BROW_T
   lm[17:22, 0] = cx - bx
@@ -302,9 +307,10 @@ def _geometry(idn: Identity, au: np.ndarray) -> dict:
   lm[22:27, 1] = by[::-1]
 
   # Eyes: AU5 raises the upper lid, AU7 tightens both lids, AU6 pushes the lower lid
-  # up from below, AU4 lowers the upper lid a little.
-  up = idn.eye_h * max(1 + 0.85 * a5 - 0.45 * a7 - 0.15 * a6 - 0.15 * a4, 0.15)
-  lo = 0.75 * idn.eye_h * max(1 + 0.25 * a5 - 0.55 * a7 - 0.65 * a6, 0.08)
+  # up from below, AU4 lowers the upper lid a little. AU5 at full intensity bares
+  # the white above the iris (the lid clears the iris top).
+  up = idn.eye_h * max(1 + 1.3 * a5 - 0.5 * a7 - 0.15 * a6 - 0.2 * a4, 0.15)
+  lo = 0.75 * idn.eye_h * max(1 + 0.35 * a5 - 0.6 * a7 - 0.65 * a6, 0.08)
   lm[36:48, 0] = (cx + idn.eye_dx * _EYE_SIDE) + idn.eye_w * _EYE_X
   lm[36:48, 1] = (ey + idn.eye_h * _EYE_CY) - up * _EYE_UP + lo * _EYE_LO
 
@@ -319,15 +325,16 @@ def _geometry(idn: Identity, au: np.ndarray) -> dict:
   # Mouth. Corners: AU12 up and out, AU15 down, AU20 out, AU23/AU26 in; the lip line
   # bends towards the corners. AU23 thins the lips, AU25 parts them, AU26 opens the
   # mouth with the jaw, AU17 pushes the lower lip up.
-  mw = idn.mouth_w * (1 + 0.22 * a12 + 0.3 * a20 - 0.04 * a15 - 0.12 * a23
+  mw = idn.mouth_w * (1 + 0.22 * a12 + 0.38 * a20 - 0.04 * a15 - 0.16 * a23
                       - 0.14 * a26 - 0.05 * a17)
   dyc = U * (-0.085 * a12 + 0.075 * a15 + 0.012 * a20 + 0.02 * a17)
-  ym = ey + idn.nose_len + idn.mouth_dy - U * (0.025 * a9 + 0.02 * a17)
-  thin = 1 - 0.25 * a12 - 0.3 * a20 - 0.65 * a23
+  ym = ey + idn.nose_len + idn.mouth_dy - U * (0.04 * a9 + 0.02 * a17)
+  thin = 1 - 0.25 * a12 - 0.3 * a20 - 0.75 * a23
   tu = idn.lip_u * max(thin, 0.25) * (1 - 0.3 * a9)
   tl = idn.lip_l * max(thin + 0.25 * a17, 0.25)
-  part = 0.075 * U * a25 + 0.04 * U * a26
-  o_up, o_lo = 0.35 * part, 0.65 * part + 0.15 * U * a26
+  # An open jaw drops the lower lip by ~a tenth of the face height (clear at 48 px).
+  part = 0.11 * U * a25 + 0.05 * U * a26
+  o_up, o_lo = 0.35 * part, 0.65 * part + 0.2 * U * a26
   m = _MOUTH
   lm[48:68, 0] = cx + mw * m['x']
   lm[48:68, 1] = (ym + dyc * m['x2'] + tu * m['tu'] + tl * m['tl'] + o_up * m['o_up']
@@ -457,12 +464,12 @@ def _build(idn: Identity, au: np.ndarray, pose: Pose, scene: Scene):
                   [cx + half, y + 0.012 * U]] for y in ys.tolist()])
   if a4 > 0.1:  # glabella (AU4)
     d, y = 0.22 * (lm[22, 0] - lm[21, 0]), lm[21, 1]
-    add('line', _shade(skin, 0.45 * a4),
+    add('line', _shade(skin, 0.6 * a4),
         [[cx - d, y - 0.02 * U], [cx - d - 0.004, y + 0.05 * U]],
         [[cx + d, y - 0.02 * U], [cx + d + 0.004, y + 0.05 * U]])
   if a9 > 0.1:  # nose bridge (AU9)
     w = 0.6 * idn.nose_w
-    add('line', _shade(skin, 0.3 * a9),
+    add('line', _shade(skin, 0.5 * a9),
         *[[[cx - w, y + 0.006], [cx, y], [cx + w, y + 0.006]]
           for y in (lm[28, 1] - 0.01 * U, lm[28, 1] + 0.025 * U)])
   kn = 0.06 + 0.28 * max(a12, 0.7 * a6, 0.8 * a9, 0.6 * a20)
@@ -490,12 +497,12 @@ def _build(idn: Identity, au: np.ndarray, pose: Pose, scene: Scene):
         _CR3 @ [[cx - w, y], [cx, y - 0.02 * U], [cx + w, y]])
 
   # Brows: a centre line with a thickness profile.
-  th = idn.brow_thick * 0.5 * _BROW_THICK
+  th = idn.brow_thick * 0.6 * _BROW_THICK
   brows = []
   for line, t in ((lm[17:22], th), (lm[22:27], th[::-1])):
     brows.append(np.concatenate([_CR5 @ _xy(line[:, 0], line[:, 1] - t),
                                  (_CR5 @ _xy(line[:, 0], line[:, 1] + t))[::-1]]))
-  add('fill', _mix(hair, (20, 15, 12), 0.35), *brows)
+  add('fill', _mix(hair, (20, 15, 12), 0.6), *brows)  # dark: contrast at 48 px
 
   # Eyes: whites, iris and pupil clipped by the lids, lid lines and creases.
   whites, irises, pupils, uppers, others = [], [], [], [], []
@@ -535,12 +542,14 @@ def _build(idn: Identity, au: np.ndarray, pose: Pose, scene: Scene):
   add('fill', idn.lips, np.concatenate([upper, lower[1:-1]]))
   in_up, in_lo = _CR5 @ lm[60:65], _CR5 @ lm[_IN_LO]
   if g['opening'] > 0.004 * U:
-    add('fill', (70.0, 22.0, 28.0), np.concatenate([in_up, in_lo[1:-1]]))
-    tooth = 0.05 * U
+    # A dark mouth cavity: the teeth cover at most its upper part, so an open
+    # mouth reads as a dark hole even at 48 px.
+    add('fill', (38.0, 10.0, 16.0), np.concatenate([in_up, in_lo[1:-1]]))
+    tooth = min(0.035 * U, 0.25 * g['opening'])
     t_bot = _clip_between(in_up + (0, tooth), in_up, in_lo)
     add('fill', (238.0, 234.0, 222.0), np.concatenate([in_up, t_bot[::-1]]))
-    if g['opening'] > 0.12 * U:
-      b_top = _clip_between(in_lo[::-1] - (0, 0.6 * tooth), in_up, in_lo)
+    if g['opening'] > 0.25 * U:  # lower teeth only in a wide-open mouth
+      b_top = _clip_between(in_lo[::-1] - (0, 0.4 * tooth), in_up, in_lo)
       add('fill', (220.0, 215.0, 205.0), np.concatenate([b_top, in_lo]))
   add('line', _shade(idn.lips, 0.45), in_up)
 
