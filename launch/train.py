@@ -5,11 +5,10 @@
 
 Started again with the same command, a run resumes from its newest checkpoint.
 """
-import json
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -23,9 +22,16 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
   from fer_jax.train.loop import train_and_evaluate
   results = train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  print(json.dumps(results, indent=2, sort_keys=True))
+  # Scalars here; the confusion matrix and the rest are in results.json.
+  width = max(len(k) for k in results)
+  for key, value in sorted(results.items()):
+    if isinstance(value, (int, float)) and value is not None:
+      print(f'{key:<{width}}  {value:.4f}' if isinstance(value, float) else
+            f'{key:<{width}}  {value}')
+  print(f'All results: {os.path.join(FLAGS.workdir, "results.json")}')
 
 
 if __name__ == '__main__':
