@@ -32,3 +32,19 @@ def _tfds(split: str, data_dir: str, dataset: str, source_kwargs: dict):
 def get_source(data_config, split: str):
   """Builds the source of one split from a `config.data` section."""
   return DATASETS.get(data_config.name)(split=split, **data_config.get('source', {}))
+
+
+def _adapter(name: str):
+  def make(split: str, **kwargs):  # imported on use: sources stays light
+    from fer_jax.data.adapters import get_adapter
+    return get_adapter(name)(split=split, **kwargs)
+  return make
+
+
+def _register_adapters():
+  from fer_jax.data.adapters import ADAPTERS  # real datasets (adapters/*.py)
+  for name in ADAPTERS:
+    DATASETS.register(name)(_adapter(name))
+
+
+_register_adapters()

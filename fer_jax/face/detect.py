@@ -1,0 +1,115 @@
+"""Face detection with OpenCV 4 Haar cascades, and the papers' face crops.
+
+detect_face: frontal cascade, then profile (both orientations); the largest
+face wins; eyes are searched inside the face's upper half. No face raises
+`NoFaceError` (one clear type, never a deep cv2 error); an eye crop without two
+eyes raises `NoEyesError` (a NoFaceError).
+crop_face methods: 'cascade' (004: the cascade box), 'eyes' (001: eye-aligned,
+`crops.align_by_eyes`), 'landmarks' (002: `crops.landmark_box_crop`, needs
+68 landmarks given by the caller: no landmark detector ships here).
+"""
+import dataclasses
+import functools
+import os
+from typing import Optional, Tuple
+
+import cv2
+import numpy as np
+
+from fer_jax.data import crops
+
+CASCADES = {'frontal': 'haarcascade_frontalface_default.xml',
+            'profile': 'haarcascade_profileface.xml',
+            'eye': 'haarcascade_eye.xml'}
+
+
+class NoFaceError(ValueError):
+  """No face was found in the image."""
+
+
+class NoEyesError(NoFaceError):
+  """A face was found but not two eyes inside it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Face:
+  box: Tuple[int, int, int, int]        # x0, y0, x1, y1 (edge coordinates)
+  kind: str                             # 'frontal' or 'profile'
+  eyes: Optional[np.ndarray] = None     # (2, 2) centres, eyes[0] on the image left
+
+
+@functools.lru_cache(maxsize=None)
+def cascade(name: str) -> cv2.CascadeClassifier:
+  path = os.path.join(cv2.data.haarcascades, CASCADES[name])
+  c = cv2.CascadeClassifier(path)
+  if c.empty():
+    raise RuntimeError(f'could not load the {name} Haar cascade from {path} '
+                       '(opencv-python 4.x ships them; 5.x does not)')
+  return c
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+  img = crops.as_hwc(image)
+  if img.dtype != np.uint8:
+    img = np.clip(img, 0, 255).astype(np.uint8)
+  gray = img[..., 0] if img.shape[-1] == 1 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+  return cv2.equalizeHist(np.ascontiguousarray(gray))
+
+
+def _detect(gray, name, min_size):
+  found = cascade(name).detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
+                                         minSize=(min_size, min_size))
+  return [tuple(map(int, f)) for f in found]
+
+
+def find_eyes(gray: np.ndarray, box) -> Optional[np.ndarray]:
+  """Two eye centres inside the upper half of the face box, or None."""
+  x0, y0, x1, y1 = box
+  w, h = x1 - x0, y1 - y0
+  roi = gray[y0:y0 + h // 2 + h // 8, x0:x1]
+  eyes = _detect(roi, 'eye', max(4, w // 10))
+  left = [e for e in eyes if e[0] + e[2] / 2 < w / 2]
+  right = [e for e in eyes if e[0] + e[2] / 2 >= w / 2]
+  if not left or not right:
+    return None
+  pick = lambda es: max(es, key=lambda e: e[2] * e[3])  # noqa: E731
+  centres = [(x0 + e[0] + e[2] / 2 - .5, y0 + e[1] + e[3] / 2 - .5)
+             for e in (pick(left), pick(right))]
+  return np.array(centres, np.float32)
+
+
+def detect_face(image: np.ndarray, min_size: int = 20, eyes: bool = True) -> Face:
+  """The largest face of an image (HxW[xC], RGB or gray); NoFaceError if none."""
+  gray = to_gray(image)
+  min_size = min(min_size, *gray.shape)
+  kind, found = 'frontal', _detect(gray, 'frontal', min_size)
+  if not found:
+    kind, w = 'profile', gray.shape[1]
+    found = _detect(gray, 'profile', min_size)  # faces turned one way
+    found += [(w - x - fw, y, fw, fh) for x, y, fw, fh in
+              _detect(np.ascontiguousarray(gray[:, ::-1]), 'profile', min_size)]
+  if not found:
+    raise NoFaceError(f'no face found in a {gray.shape[1]}x{gray.shape[0]} image')
+  x, y, w, h = max(found, key=lambda f: f[2] * f[3])
+  box = (x, y, x + w, y + h)
+  return Face(box=box, kind=kind, eyes=find_eyes(gray, box) if eyes else None)
+
+
+def crop_face(image: np.ndarray, method: str, out_size, face: Optional[Face] = None,
+              landmarks=None, margin: float = 0.0):
+  """One of the papers' crops of the largest face (see module doc)."""
+  if method == 'landmarks':
+    if landmarks is None:
+      raise ValueError("crop 'landmarks' (002) needs the 68 landmarks")
+    return crops.landmark_box_crop(image, landmarks, out_size, margin)
+  face = face or detect_face(image, eyes=method == 'eyes')
+  if method == 'cascade':
+    x0, y0, x1, y1 = face.box
+    mw, mh = margin * (x1 - x0), margin * (y1 - y0)
+    return crops.crop_box(image, (x0 - mw, y0 - mh, x1 + mw, y1 + mh), out_size,
+                          border='nearest')
+  if method == 'eyes':
+    if face.eyes is None:
+      raise NoEyesError(f'face at {face.box} has no two detectable eyes')
+    return crops.align_by_eyes(image, face.eyes, out_size, border='nearest')
+  raise ValueError(f'Unknown crop method {method!r}; valid: cascade, eyes, landmarks')

@@ -1,0 +1,127 @@
+"""FER-2013 and FER+ from files written in their distributed formats."""
+import csv
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_jax.data.adapters import base, label_maps
+from fer_jax.data.adapters.fer2013 import fer2013, ferplus
+from tests.data.adapters import helpers
+
+# (emotion code, Usage); the pixel value 30 * code + 5 marks each row's image.
+ROWS = [(k, 'Training') for k in range(7)] + [(3, 'PublicTest'), (6, 'PrivateTest')]
+
+
+def write_fer_csv(d, rows=ROWS, extra=()):
+  path = os.path.join(d, 'fer2013.csv')
+  with open(path, 'w', newline='') as f:
+    w = csv.writer(f)
+    w.writerow(['emotion', 'pixels', 'Usage'])
+    for code, usage in rows:
+      w.writerow([code, ' '.join([str(30 * code + 5)] * 2304), usage])
+    for row in extra:
+      w.writerow(row)
+  return path
+
+
+def test_csv_labels_map_to_canonical_names(tmp_path):
+  write_fer_csv(tmp_path)
+  train = fer2013('train', str(tmp_path))
+  assert len(train) == 7
+  for code in range(7):
+    r = train[code]
+    helpers.check_record(r)
+    assert r['image'].shape == (48, 48, 1) and r['image'][0, 0, 0] == 30 * code + 5
+    assert label_maps.canonical(label_maps.FER2013_NAMES[code]) == r['expression']
+  assert helpers.name_of(train[0]) == 'anger' and helpers.name_of(train[6]) == 'neutral'
+  assert np.isnan(train[0]['landmarks']).all() and not train[0]['has_va']
+  assert [helpers.name_of(fer2013(s, str(tmp_path))[0])
+          for s in ('validation', 'test')] == ['happy', 'neutral']
+
+
+@pytest.mark.parametrize('row,reason', [
+    (['9', ' '.join(['1'] * 2304), 'Training'], 'emotion 9 outside 0-6'),
+    (['1', ' '.join(['1'] * 100), 'Training'], '2304 pixel values'),
+    (['1', ' '.join(['1'] * 2304), 'Train'], "unknown Usage 'Train'"),
+    (['x', ' '.join(['1'] * 2304), 'Training'], 'is not an integer'),
+])
+def test_csv_bad_rows_are_named_or_skipped(tmp_path, row, reason):
+  path = write_fer_csv(tmp_path, ROWS[:2], extra=[row])
+  with pytest.raises(base.AdapterError, match=f'fer2013.csv:4: .*{reason}'):
+    fer2013('train', str(tmp_path))
+  src = fer2013('train', str(tmp_path), skip_bad=True)
+  assert len(src) == 2 and len(src.skipped) == 1
+  assert src.skipped[0].startswith(f'{path}:4')
+
+
+def test_missing_csv_says_what_layout_is_expected(tmp_path):
+  with pytest.raises(base.LayoutError, match='fer2013.csv'):
+    fer2013('train', str(tmp_path))
+
+
+def test_folder_variant(tmp_path):
+  for split, cls, v in [('train', 'angry', 10), ('train', 'happy', 20),
+                        ('test', 'surprise', 30)]:
+    os.makedirs(tmp_path / split / cls, exist_ok=True)
+    cv2.imwrite(str(tmp_path / split / cls / 'im0.png'), np.full((48, 48), v, np.uint8))
+  train = fer2013('train', str(tmp_path))
+  assert [helpers.name_of(r) for r in train] == ['anger', 'happy']
+  assert train[1]['image'][0, 0, 0] == 20
+  assert [helpers.name_of(r) for r in fer2013('test', str(tmp_path))] == ['surprise']
+  os.makedirs(tmp_path / 'train' / 'bored')
+  with pytest.raises(base.AdapterError, match='bored'):
+    fer2013('train', str(tmp_path))
+
+
+def test_fer2013_through_tfds_and_pipeline(tmp_path):
+  write_fer_csv(tmp_path)
+  kwargs = {'manual_dir': str(tmp_path)}
+  builder = helpers.through_tfds('fer2013', kwargs, tmp_path,
+                                 ('train', 'validation', 'test'))
+  assert builder.info.splits['train'].num_examples == 7
+  batch = helpers.through_pipeline(fer2013('train', **kwargs), channels=1)
+  np.testing.assert_array_equal(batch['expression'], [6, 5, 4, 1])
+
+
+# FER+ votes: neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF
+VOTES = [
+    ('fer0000000.png', [0, 0, 0, 1, 9, 0, 0, 0, 0, 0]),   # anger
+    ('', [0, 0, 0, 0, 0, 0, 0, 0, 0, 10]),                # blank name: non-face
+    ('fer0000001.png', [2, 5, 1, 1, 1, 0, 0, 0, 0, 0]),   # happy (single votes out)
+    ('fer0000002.png', [0, 0, 0, 0, 0, 0, 0, 8, 2, 0]),   # contempt
+    ('fer0000003.png', [4, 4, 2, 0, 0, 0, 0, 0, 0, 0]),   # no majority
+    ('fer0000004.png', [2, 0, 0, 0, 0, 0, 0, 0, 8, 0]),   # unknown
+    ('fer0000005.png', [0, 0, 0, 0, 0, 0, 10, 0, 0, 0]),  # fear
+]
+
+
+def write_ferplus(d, votes=VOTES):
+  write_fer_csv(d, [(0, 'Training')] * len(votes))
+  with open(os.path.join(d, 'fer2013new.csv'), 'w', newline='') as f:
+    w = csv.writer(f)
+    w.writerow(['Usage', 'Image name', 'neutral', 'happiness', 'surprise', 'sadness',
+                'anger', 'disgust', 'fear', 'contempt', 'unknown', 'NF'])
+    for name, v in votes:
+      w.writerow(['Training', name, *v])
+
+
+def test_ferplus_majority_and_drops(tmp_path):
+  write_ferplus(tmp_path)
+  src = ferplus('train', str(tmp_path))
+  assert [helpers.name_of(r) for r in src] == ['anger', 'happy', 'fear']
+  assert src.dropped == {'NF': 1, 'contempt': 1, 'no_majority': 1, 'unknown': 1}
+  assert [int(r['expression']) for r in ferplus('train', str(tmp_path),
+                                                contempt=True)] == [6, 1, 7, 4]
+  helpers.through_pipeline(src, channels=1)
+
+
+def test_ferplus_bad_votes_and_missing_file(tmp_path):
+  write_ferplus(tmp_path, VOTES[:2] + [('fer0000009.png', ['a'] * 10)])
+  with pytest.raises(base.AdapterError, match='fer2013new.csv:4: vote counts'):
+    ferplus('train', str(tmp_path))
+  assert len(ferplus('train', str(tmp_path), skip_bad=True).skipped) == 1
+  os.remove(tmp_path / 'fer2013new.csv')
+  with pytest.raises(base.LayoutError, match='fer2013new.csv'):
+    ferplus('train', str(tmp_path))
