@@ -43,4 +43,6 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim = ml_collections.ConfigDict({'name': 'sgd', 'learning_rate': 1e-3,
                                        'momentum': 0.9, 'nesterov': True})
   c.schedule = ml_collections.ConfigDict({'name': 'constant'})
+  # early_stopping / reduce_on_plateau sections, see fer_jax/train/callbacks.py
+  c.callbacks = ml_collections.ConfigDict()
   return c

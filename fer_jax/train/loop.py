@@ -22,6 +22,7 @@ from fer_jax.data import pipeline
 from fer_jax.data.sources import get_source
 from fer_jax.models import get_model
 from fer_jax.tasks import get_task
+from fer_jax.train import callbacks as callbacks_lib
 from fer_jax.train import checkpoint as ckpt_lib
 from fer_jax.train import mesh as mesh_lib
 from fer_jax.train import optim
@@ -86,12 +87,19 @@ class Trainer:
     self.task = get_task(**config.task)
     self.model = build_model(config, self.task)
     self.mesh = mesh_lib.data_mesh()
-    self.train_source = pipeline.limit(
-        get_source(config.data, config.data.train_split),
-        config.data.get('train_records', 0))
+    # --- mixture (issue #7): train data from config.data.mixture when set.
+    if config.data.get('mixture'):
+      from fer_jax.data import mixing
+      self.train_source = None
+      num_train = mixing.mixture_num_records(config.data)
+    else:
+      self.train_source = pipeline.limit(
+          get_source(config.data, config.data.train_split),
+          config.data.get('train_records', 0))
+      num_train = len(self.train_source)
+    # --- end mixture
     self.batch_size = config.batch_size
-    self.steps_per_epoch = pipeline.steps_per_epoch(len(self.train_source),
-                                                    self.batch_size)
+    self.steps_per_epoch = pipeline.steps_per_epoch(num_train, self.batch_size)
     self.total_steps = config.get('total_steps') or (
         config.num_epochs * self.steps_per_epoch)
     sample = jnp.zeros((1, config.data.image_size, config.data.image_size,
@@ -151,13 +159,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if start:
     print(f'Resuming {workdir} from step {start}.', flush=True)
 
-  ds = pipeline.train_dataset(t.train_source, t.preprocess(config.data.train_split),
+  # --- mixture (issue #7)
+  if config.data.get('mixture'):
+    from fer_jax.data import mixing
+    ds = mixing.train_mixture(config.data, t.preprocess(config.data.train_split),
                               t.batch_size, t.total_steps, config.seed,
                               jax.process_index(), jax.process_count())
+  else:  # --- end mixture
+    ds = pipeline.train_dataset(t.train_source, t.preprocess(config.data.train_split),
+                                t.batch_size, t.total_steps, config.seed,
+                                jax.process_index(), jax.process_count())
   batches = pipeline.to_iterator(ds, start=start, num_threads=config.data.num_threads)
   progress = _Progress(start, t.total_steps, t.batch_size, enabled=config.get('progress', True))
   pending = []
+  cbs = callbacks_lib.from_config(config, workdir, best_metric, best_mode)
+  cbs.restore(start)
   for step in range(start + 1, t.total_steps + 1):
+    if cbs.stopped:  # a resumed run that had already stopped early
+      break
     batch = mesh_lib.global_batch(next(batches), t.mesh)
     state, metrics = t.train_step(state, batch)
     pending.append(metrics)
@@ -171,12 +190,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       evals = t.evaluate(state, config.data.eval_split)
       log.write(step, evals)
       ckpts.save_best(step, state, evals)
-    if step % config.checkpoint_every_steps == 0 or step == t.total_steps:
-      ckpts.save(step, state)
+      state = cbs.on_eval(step, state, evals)
+    if (step % config.checkpoint_every_steps == 0 or step == t.total_steps
+        or cbs.stopped):
+      ckpts.save(step, state, force=cbs.stopped)
+    if cbs.stopped:
+      print(f'Early stopping at step {step}.', flush=True)
+      break
   progress.close()
   ckpts.wait()
+  state = cbs.on_train_end(state, ckpts)
 
   results = {'step': int(state.step), 'best_step': ckpts.best_step(),
+             **({'stopped_step': cbs.early_stopping.state['stopped_step']}
+                if cbs.early_stopping else {}),
              **t.evaluate(state, config.data.eval_split)}
   for split in config.data.get('test_splits', ()):
     results.update(t.evaluate(state, split, prefix=split))

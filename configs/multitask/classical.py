@@ -1,0 +1,6 @@
+"""003 comparison, classical (see configs/multitask/common.py; arg 'paper' etc.)."""
+from configs.multitask import common
+
+
+def get_config(arg=None):
+  return common.get('classical', arg)

