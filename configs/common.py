@@ -18,6 +18,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.bf16 = False              # bfloat16 compute, float32 parameters
   c.progress = True
   c.trainable = 'all'         # see fer_jax.models.partition.trainable_mask
+  # Starting weights (fer_jax/train/init.py): a fer_jax workdir's checkpoint,
+  # or a torchvision / Keras file; head 'keep' or 'reinit'.
+  c.init = ml_collections.ConfigDict({'workdir': '', 'checkpoint': 'best',
+                                      'torchvision': '', 'keras': '',
+                                      'head': 'keep'})
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'synthetic'
@@ -45,4 +50,6 @@ def base_config() -> ml_collections.ConfigDict:
   c.schedule = ml_collections.ConfigDict({'name': 'constant'})
   # early_stopping / reduce_on_plateau sections, see fer_jax/train/callbacks.py
   c.callbacks = ml_collections.ConfigDict()
+  # Chained stages (cascades, freeze-then-unfreeze): fer_jax/train/stages.py.
+  c.stages = ()
   return c

@@ -4,6 +4,8 @@
       --config.total_steps=3000
 
 Started again with the same command, a run resumes from its newest checkpoint.
+A config with `stages` (fer_jax/train/stages.py) runs them in turn, each in
+WORKDIR/<i>_<name>, and resumes in the stage it was stopped in.
 """
 import os
 import sys
@@ -24,7 +26,13 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
   from fer_jax.train.loop import train_and_evaluate
-  results = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  from fer_jax.train.stages import run_stages
+  if FLAGS.config.get('stages'):
+    by_stage = run_stages(FLAGS.config, FLAGS.workdir)
+    results = {f'{name}/{k}': v for name, r in by_stage.items()
+               for k, v in r.items()}
+  else:
+    results = train_and_evaluate(FLAGS.config, FLAGS.workdir)
   # Scalars here; the confusion matrix and the rest are in results.json.
   width = max(len(k) for k in results)
   for key, value in sorted(results.items()):

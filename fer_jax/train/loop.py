@@ -27,7 +27,8 @@ from fer_jax.train import checkpoint as ckpt_lib
 from fer_jax.train import mesh as mesh_lib
 from fer_jax.train import optim
 from fer_jax.train.logging import MetricLog, write_json
-from fer_jax.train.state import init_state
+from fer_jax.train import init as init_lib
+from fer_jax.train.state import create_state, init_state, variables_of
 from fer_jax.train.step import make_eval_step, make_train_step
 
 
@@ -110,8 +111,11 @@ class Trainer:
     self.tx = optim.make_optimizer(config, self.steps_per_epoch, self.total_steps,
                                    trainable_mask(self.model, params_shape, sample,
                                                   config.get('trainable', 'all')))
-    self.state = jax.device_put(init_state(self.model, self.tx, rng, sample),
-                                mesh_lib.replicated(self.mesh))
+    state = init_state(self.model, self.tx, rng, sample)
+    if init_lib.has_init(config):  # pretrained weights (only used if fresh)
+      variables = init_lib.initial_variables(config, variables_of(state))
+      state = create_state(variables, self.tx, jax.random.wrap_key_data(state.rng))
+    self.state = jax.device_put(state, mesh_lib.replicated(self.mesh))
     repl = mesh_lib.replicated(self.mesh)
     self.train_step = jax.jit(make_train_step(self.model, self.task, self.tx),
                               out_shardings=(repl, repl), donate_argnums=0)
@@ -188,6 +192,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       pending = []
     if step % config.eval_every_steps == 0 or step == t.total_steps:
       evals = t.evaluate(state, config.data.eval_split)
+      if best_metric not in evals:  # else no best checkpoint, silently
+        raise KeyError(f'best_metric {best_metric!r} is not among the metrics '
+                       f'of this task: {sorted(evals)}')
       log.write(step, evals)
       ckpts.save_best(step, state, evals)
       state = cbs.on_eval(step, state, evals)

@@ -9,7 +9,11 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 
 def data_mesh() -> Mesh:
-  return jax.make_mesh((jax.device_count(),), ('data',))
+  # Auto axes: the compiler propagates shardings. (jax.make_mesh now defaults to
+  # Explicit axes, under which flax's Dropout fails: its unsharded random mask
+  # meets the data-sharded activations in one lax.select.)
+  return jax.make_mesh((jax.device_count(),), ('data',),
+                       axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -134,3 +134,20 @@ def test_frozen_features_do_not_move_and_bf16_trains(tmp_path, tiny):
   assert np.isfinite(res['val/loss'])
   _, bf = load_numpy(str(tmp_path / 'bf16'))
   assert all(x.dtype == np.float32 for x in jax.tree.leaves(bf['params']))
+
+
+def test_dropout_trains_on_the_data_mesh(tmp_path, tiny):
+  # Regression: under Explicit mesh axes flax's Dropout mask (unsharded) met
+  # the data-sharded activations in lax.select and raised ShardingTypeError.
+  from fer_jax.train import loop
+  c = tiny(**{'data.eval_records': 32, 'total_steps': 4})
+  c.model.dropout = 0.5
+  res = loop.train_and_evaluate(c, str(tmp_path))
+  assert np.isfinite(res['val/rmse_mean'])
+
+
+def test_unknown_best_metric_is_an_error_not_a_missing_checkpoint(tmp_path, tiny):
+  from fer_jax.train import loop
+  c = tiny(**{'data.eval_records': 32, 'total_steps': 6, 'best_metric': 'val/acc'})
+  with pytest.raises(KeyError, match="best_metric 'val/acc'.*val/rmse_mean"):
+    loop.train_and_evaluate(c, str(tmp_path))

@@ -1,0 +1,396 @@
+"""Batched fine-tuning: many small personal models trained by one jitted call.
+
+Paper 000 fine-tunes one model per subject x fold x training-set fraction x
+sampler x dimension: thousands of copies of the same dense part, each on its own
+subset of one subject's frames. Here they are stacked along a leading model axis
+and trained by `jax.vmap` over models of a `lax.scan` over steps.
+
+Shapes every model shares:
+  * data: one array `x` (cached features, or images for whole nets) and one label
+    array `y` [Ny, P]; model i reads x[x_off[i] + r], y[y_off[i] + r] for the
+    frame rows r of its training list;
+  * training list: `rows` [M, N] padded row indices, `n` [M] how many are real.
+
+The step rule (the same in `train` and in the one-model `reference_train`):
+  * an epoch is ceil(n_i / B) steps (floor with `drop_remainder`, for nets with
+    BatchNorm, whose batch statistics padding would bias); model i runs
+    epochs * that many steps and is frozen (state unchanged) after them;
+  * epoch e visits the real entries in a random order: entry j gets 32 bits from
+    fold_in(fold_in(order_key, e), j) and entries are sorted by them, so the
+    order does not depend on how much padding follows (padded == unpadded);
+  * the last batch of an epoch may be partial: its padded slots are masked out of
+    the mean loss (so it equals the mean over the real examples);
+  * dropout draws per example: slot b of step t uses the key
+    fold_in(fold_in(dropout_key, t), b), so a slot's mask does not depend on the
+    batch it sits in, nor on how many models train beside it.
+A model's keys come from fold_in(study key, model id): batched == alone.
+
+Chunks: `chunk_size` fits as many models as a memory budget allows (params,
+grads, optimiser slots and activations per model, estimated analytically).
+"""
+import dataclasses
+import functools
+import math
+from typing import Any, Callable, Optional, Tuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+# Stream tags under a model's key.
+_ORDER, _DROPOUT, _INIT = 1, 2, 3
+
+# apply_fn(params, extra, x [B, ...], keys [B] or None, train) -> (pred [B, P],
+# new extra). `extra` holds non-trained state (BatchNorm statistics), or {}.
+ApplyFn = Callable[..., Tuple[jax.Array, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+  """How each model trains: batch size, epochs, full batches only or not."""
+  batch_size: int = 16
+  epochs: int = 10
+  drop_remainder: bool = False
+
+  def steps_per_epoch(self, n):
+    """ceil(n / B) (floor with drop_remainder); numpy or jax integers."""
+    b = self.batch_size
+    return n // b if self.drop_remainder else (n + b - 1) // b
+
+  def total_steps(self, n):
+    return self.epochs * self.steps_per_epoch(n)
+
+
+def model_keys(key: jax.Array, ids) -> jax.Array:
+  """One key per model, fold_in(key, id): the same whatever chunk it is in."""
+  return jax.vmap(lambda i: jax.random.fold_in(key, i))(
+      jnp.asarray(ids, jnp.int32))
+
+
+def epoch_order(key: jax.Array, epoch, n, n_pad: int) -> jax.Array:
+  """The order [n_pad] in which epoch `epoch` visits entries 0..n-1 (then pads)."""
+  k = jax.random.fold_in(jax.random.fold_in(key, _ORDER), epoch)
+  bits = jax.vmap(lambda j: jax.random.bits(jax.random.fold_in(k, j)))(
+      jnp.arange(n_pad))
+  # Real entries first, then by bits; lexsort is stable, ties keep index order.
+  return jnp.lexsort((bits, jnp.arange(n_pad) >= n)).astype(jnp.int32)
+
+
+def example_keys(key: jax.Array, step, ids) -> jax.Array:
+  """Dropout keys of the batch slots (or frames) `ids` at step `step`."""
+  k = jax.random.fold_in(jax.random.fold_in(key, _DROPOUT), step)
+  return jax.vmap(lambda i: jax.random.fold_in(k, i))(jnp.asarray(ids))
+
+
+def masked_mse(pred, y, mask):
+  """Sum over outputs of the mean squared error over the unmasked rows.
+
+  With one output this is the MSE; with several it is the affect task's loss
+  (a mean per target, summed).
+  """
+  w = mask.astype(jnp.float32)[:, None]
+  se = jnp.square(pred.astype(jnp.float32) - y.astype(jnp.float32))
+  se = jnp.where(w > 0, se, 0.)  # padding may hold anything
+  return jnp.sum(se * w) / jnp.maximum(jnp.sum(w), 1.)
+
+
+# ------------------------------------------------------------- apply functions
+
+
+def head_apply(model) -> ApplyFn:
+  """The dense part `model.predict_head` on features; params = the 'head' tree.
+
+  Training vmaps the head over examples so each gets its own dropout key.
+  """
+  def apply(params, extra, x, keys, train):
+    variables = {'params': {'head': params}}
+    if not train:
+      return model.apply(variables, x, False, method='predict_head'), extra
+    one = lambda xi, k: model.apply(variables, xi[None], True,
+                                    rngs={'dropout': k},
+                                    method='predict_head')[0]
+    return jax.vmap(one)(x, keys), extra
+  return apply
+
+
+def full_apply(model) -> ApplyFn:
+  """The whole net on images; params = all params, extra = batch_stats (or {}).
+
+  The backbone runs on the whole batch (BatchNorm needs it), the head per
+  example, as in `head_apply`.
+  """
+  def apply(params, extra, x, keys, train):
+    variables = {'params': params}
+    if extra:
+      variables['batch_stats'] = extra
+    if not train:
+      return model.apply(variables, x, False), extra
+    f, upd = model.apply(variables, x, True, method='embed',
+                         mutable=['batch_stats'],
+                         rngs={'dropout': jax.random.fold_in(keys[0], 1)})
+    variables = {'params': {'head': params['head']}}
+    one = lambda fi, k: model.apply(variables, fi[None], True,
+                                    rngs={'dropout': k},
+                                    method='predict_head')[0]
+    return jax.vmap(one)(f, keys), upd.get('batch_stats', extra)
+  return apply
+
+
+def mc_dropout_predict(apply_fn: ApplyFn, params, x, keys, frame_ids=None):
+  """T stochastic passes [T, N, P] as ONE vmapped call over the T dropout keys.
+
+  Frame i of pass t draws its mask from fold_in(fold_in(keys[t], _DROPOUT)...,
+  frame_ids[i]) (see `example_keys`), so splitting frames into batches does not
+  change the result.
+  """
+  ids = jnp.arange(x.shape[0]) if frame_ids is None else frame_ids
+  def one(k):
+    return apply_fn(params, {}, x, example_keys(k, 0, ids), True)[0]
+  return jax.vmap(one)(keys)
+
+
+# ------------------------------------------------------------------- engine
+
+
+def _where(cond, new, old):
+  return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
+
+
+@flax.struct.dataclass
+class State:
+  params: Any
+  extra: Any
+  opt_state: Any
+
+
+@flax.struct.dataclass
+class Subsets:
+  """Per-model training lists: rows [M, N] (padded), n [M], offsets and keys."""
+  rows: jax.Array
+  n: jax.Array
+  x_off: jax.Array
+  y_off: jax.Array
+  key: jax.Array
+
+
+class BatchedTrainer:
+  """Jitted, vmapped train / eval of stacked models sharing one apply function.
+
+  Build once per (net part, recipe); shapes (models per chunk, padded list
+  length) are the only things that trigger recompilation, so pad every chunk to
+  the same sizes.
+  """
+
+  def __init__(self, apply_fn: ApplyFn, tx: optax.GradientTransformation,
+               recipe: Recipe, segment_steps: int = 64, map_batch: int = 0,
+               unroll: bool = False):
+    """map_batch: 0 vmaps all models of a chunk at once; k > 0 runs them k at a
+    time (`lax.map(..., batch_size=k)`) inside the same jitted call. Same
+    results, less memory.
+    unroll: unroll the scan over a segment's steps. XLA:CPU runs convolutions
+    inside a loop body ~10x slower than outside one (jax-ml/jax#12868), so
+    whole nets on a CPU want unroll=True, a short segment and map_batch=0."""
+    self.apply_fn, self.tx, self.recipe = apply_fn, tx, recipe
+    self.segment_steps, self.map_batch = segment_steps, map_batch
+    self.unroll = unroll
+
+    def segment(state, t0, x, y, sub, orders):
+      one = lambda s, sb, o: self._train_segment(s, t0, x, y, sb, o)  # noqa: E731
+      return self._map(one, state, sub, orders)
+
+    def evaluate(params, extra, x, y, rows, valid, x_off, y_off):
+      one = lambda *a: self._eval_one(*a[:2], x, y, *a[2:])  # noqa: E731
+      return self._map(one, params, extra, rows, valid, x_off, y_off)
+
+    self._segment = jax.jit(segment, donate_argnums=0)
+    self._eval = jax.jit(evaluate)
+    self._init = jax.jit(jax.vmap(self._init_one))
+    # Sorting is slow next to a small head's step: one order per epoch, made
+    # once per chunk, not one per step.
+    self._orders = jax.jit(jax.vmap(
+        lambda key, n, n_pad: jax.vmap(
+            lambda e: epoch_order(key, e, n, n_pad))(jnp.arange(recipe.epochs)),
+        in_axes=(0, 0, None)), static_argnums=2)
+
+  def _map(self, fn, *args):
+    if self.map_batch:
+      return jax.lax.map(lambda a: fn(*a), args, batch_size=self.map_batch)
+    return jax.vmap(fn)(*args)
+
+  # --- one model, vmapped above
+
+  def _init_one(self, params, extra):
+    return State(params, extra, self.tx.init(params))
+
+  def _step(self, state, t, x, y, sub, orders):
+    rec, b = self.recipe, self.recipe.batch_size
+    n_pad = sub.rows.shape[0]
+    spe = rec.steps_per_epoch(sub.n)
+    active = t < rec.epochs * spe
+    spe = jnp.maximum(spe, 1)  # dummy models (n = 0) never step
+    order = orders[jnp.minimum(t // spe, rec.epochs - 1)]
+    pos = (t % spe) * b + jnp.arange(b)
+    valid = pos < sub.n
+    r = sub.rows[order[jnp.minimum(pos, n_pad - 1)]]
+    xb, yb = x[sub.x_off + r], y[sub.y_off + r]
+    keys = example_keys(sub.key, t, jnp.arange(b))
+
+    def loss_fn(params):
+      pred, extra = self.apply_fn(params, state.extra, xb, keys, True)
+      return masked_mse(pred, yb, valid), extra
+
+    (loss, extra), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    new = State(optax.apply_updates(state.params, updates), extra, opt_state)
+    return _where(active, new, state), jnp.where(active, loss, jnp.nan)
+
+  def _train_segment(self, state, t0, x, y, sub, orders):
+    steps = t0 + jnp.arange(self.segment_steps)
+    return jax.lax.scan(lambda s, t: self._step(s, t, x, y, sub, orders), state,
+                        steps, unroll=self.unroll)
+
+  def _eval_one(self, params, extra, x, y, rows, valid, x_off, y_off):
+    pred, _ = self.apply_fn(params, extra, x[x_off + rows], None, False)
+    err = jnp.square(pred - y[y_off + rows].astype(jnp.float32))
+    err = jnp.where(valid[:, None], err, 0.)
+    return jnp.sum(err, axis=0), jnp.sum(valid), pred
+
+  # --- public
+
+  def init(self, params, extra) -> State:
+    """Stacked params [M, ...] (and extra) -> stacked optimiser state."""
+    return self._init(params, extra)
+
+  def train(self, state: State, x, y, sub: Subsets) -> Tuple[State, np.ndarray]:
+    """Runs every model of the chunk to its last step; returns (state, last loss)."""
+    total = int(np.max(self.recipe.total_steps(np.asarray(sub.n))))
+    last = np.full((np.shape(sub.n)[0],), np.nan, np.float32)
+    orders = self._orders(sub.key, sub.n, sub.rows.shape[1])
+    for t0 in range(0, total, self.segment_steps):
+      state, losses = self._segment(state, jnp.int32(t0), x, y, sub, orders)
+      losses = np.asarray(losses)
+      seen = ~np.isnan(losses)
+      idx = np.where(seen.any(1), seen.shape[1] - 1 - np.argmax(seen[:, ::-1], 1),
+                     -1)
+      last = np.where(idx >= 0, losses[np.arange(len(idx)), idx], last)
+    return state, last
+
+  def evaluate(self, state: State, x, y, rows, valid, x_off, y_off):
+    """Per model: (sum of squared errors [M, P], count [M], predictions)."""
+    sse, cnt, pred = self._eval(state.params, state.extra, x, y, rows, valid,
+                                x_off, y_off)
+    return np.asarray(sse), np.asarray(cnt), np.asarray(pred)
+
+
+# ------------------------------------------------------- one model, plainly
+
+
+def reference_train(apply_fn: ApplyFn, tx, recipe: Recipe, params, extra, x, y,
+                    rows, key, step_fn=None):
+  """One model, trained alone with a Python loop over unpadded batches.
+
+  The definition `BatchedTrainer.train` must match (and the naive baseline of
+  launch/bench_personalize.py): same orders, keys and masks, no padding.
+  rows: [n] the model's rows of x and y (offsets already added).
+  """
+  step_fn = step_fn or make_reference_step(apply_fn, tx)
+  rows = np.asarray(rows)
+  n, b = len(rows), recipe.batch_size
+  opt_state = tx.init(params)
+  t = 0
+  for e in range(recipe.epochs):
+    order = np.asarray(epoch_order(key, e, n, n))
+    for j in range(recipe.steps_per_epoch(n)):
+      r = rows[order[j * b:(j + 1) * b]]
+      keys = example_keys(key, t, jnp.arange(len(r)))
+      params, extra, opt_state, _ = step_fn(params, extra, opt_state, x[r],
+                                            y[r], keys)
+      t += 1
+  return params, extra
+
+
+def make_reference_step(apply_fn: ApplyFn, tx):
+  @jax.jit
+  def step(params, extra, opt_state, xb, yb, keys):
+    def loss_fn(p):
+      pred, new_extra = apply_fn(p, extra, xb, keys, True)
+      return masked_mse(pred, yb, jnp.ones(xb.shape[0], bool)), new_extra
+    (loss, new_extra), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), new_extra, opt_state, loss
+  return step
+
+
+# ------------------------------------------------------------ memory / chunks
+
+
+def tree_bytes(tree) -> int:
+  return int(sum(np.prod(np.shape(l)) * jnp.dtype(l.dtype).itemsize
+                 for l in jax.tree.leaves(tree)))
+
+
+def activation_elems(model, x_shape, method=None, mutable=()) -> int:
+  """Elements of every intermediate output of one example's forward pass.
+
+  Read from `capture_intermediates` inside `eval_shape`: no compile, no FLOPs.
+  """
+  def run(x):
+    v = model.init({'params': jax.random.key(0), 'dropout': jax.random.key(1)},
+                   x, True, method=method)
+    _, st = model.apply(v, x, True, method=method, capture_intermediates=True,
+                        rngs={'dropout': jax.random.key(1)},
+                        mutable=['intermediates', *mutable])
+    return st['intermediates']
+  inter = jax.eval_shape(run, jax.ShapeDtypeStruct((1,) + tuple(x_shape),
+                                                   jnp.float32))
+  return int(sum(np.prod(l.shape) for l in jax.tree.leaves(inter)))
+
+
+def bytes_per_model(params, opt_state, extra, batch_size: int, x_elems: int,
+                    act_elems: int, eval_rows: int, order_elems: int = 0) -> int:
+  """params + grads + optimiser slots (+ the update's temporaries) + activations.
+
+  Training keeps every intermediate for the backward pass and as much again for
+  its gradients; evaluation keeps one forward over the test rows (no grads).
+  order_elems: the epochs x padded-list-length int32 visiting orders.
+  """
+  p = tree_bytes(params)
+  state = p + tree_bytes(opt_state) + tree_bytes(extra) + 4 * order_elems
+  step = 2 * p + 4 * batch_size * (x_elems + 2 * act_elems)
+  evaluation = 4 * eval_rows * (x_elems + act_elems)
+  return state + max(step, evaluation)
+
+
+def memory_budget(cpu_budget_bytes: int, fraction: float = 0.5) -> int:
+  """Bytes to spend on a chunk: a fraction of the accelerator's memory limit,
+  or `cpu_budget_bytes` where the device reports none (CPU)."""
+  stats = jax.devices()[0].memory_stats() or {}
+  limit = stats.get('bytes_limit')
+  if not limit:
+    return int(cpu_budget_bytes)
+  return int(fraction * (limit - stats.get('bytes_in_use', 0)))
+
+
+def chunk_size(per_model: int, budget: int, num_models: int,
+               max_models: int = 0) -> int:
+  """How many models fit the budget (at least 1, at most num_models)."""
+  m = max(1, budget // max(per_model, 1))
+  if max_models:
+    m = min(m, max_models)
+  return int(max(1, min(m, num_models)))
+
+
+def stack_trees(trees):
+  return jax.tree.map(lambda *l: np.stack(l), *trees)
+
+
+def pad_models(a: np.ndarray, m: int, fill=0) -> np.ndarray:
+  """Pads axis 0 of `a` to m entries with `fill` (dummy models never step)."""
+  a = np.asarray(a)
+  if a.shape[0] == m:
+    return a
+  pad = np.full((m - a.shape[0],) + a.shape[1:], fill, a.dtype)
+  return np.concatenate([a, pad])

@@ -1,0 +1,816 @@
+"""Personal models for facial emotion recognition (paper 000, sections 3-4).
+
+    results = run_study(config, workdir)
+
+1. Pre-train twin regressors (valence, arousal; or one joint 2-output net) on the
+   AffectNet-like data with `train_and_evaluate`, in workdir/pretrain/<net>
+   (resumable like any run).
+2. Split each net into its frozen conv part and its trainable dense part (the
+   model's 'features' / 'head'), extract every personal frame's features once and
+   cache them in workdir/features/<net>.npz with a fingerprint of the backbone
+   and the data; a cache of another backbone is refused, naming the file.
+3. Per subject, k folds grouped by clip (`kfold.subject_folds`). Conditions:
+   No Transfer (the whole net from random init on the subject's training fold),
+   Transfer 0% (the pre-trained net as is), Transfer 100% (its dense part
+   fine-tuned on the whole training fold); and the sweep: the dense part
+   fine-tuned on a fraction of the training fold chosen by each sampler.
+4. Every trained model of the study is a row of one plan; rows train in chunks
+   of stacked models (`finetune.BatchedTrainer`: vmap over models, scan over
+   steps), each chunk saved atomically under workdir/personal/, so a study that
+   is stopped resumes with the models it has not finished.
+5. RMSE per model, averaged over folds per subject, then mean and spread over
+   subjects: results.csv, results.json, models.csv, and plots like the paper's
+   Fig. 5 (conditions.png) and Fig. 6 (sweep.png).
+
+Choices the paper leaves open are config fields (fine-tuning epochs, which
+pre-training checkpoint, fold grouping); see configs/personalization/.
+"""
+import copy
+import csv
+import dataclasses
+import glob
+import hashlib
+import io
+import json
+import math
+import os
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from fer_jax.data import pipeline
+from fer_jax.data.sources import get_source
+from fer_jax.models import partition
+from fer_jax.protocols import finetune as ft
+from fer_jax.protocols import kfold
+from fer_jax.protocols import samplers
+from fer_jax.tasks import get_task
+from fer_jax.train import checkpoint as ckpt_lib
+from fer_jax.train import loop
+from fer_jax.train import optim
+
+TARGETS = ('valence', 'arousal')  # columns of PersonalData.labels
+CONDITIONS = ('no_transfer', 'transfer_0', 'transfer_100')
+CONDITION_NAMES = {'no_transfer': 'No Transfer', 'transfer_0': 'Transfer 0%',
+                   'transfer_100': 'Transfer 100%'}
+
+# PRNG streams under the study key.
+_MODELS, _RANDOM_SAMPLER, _MC_DROPOUT, _INIT = 1, 2, 3, 4
+_DUMMY_ID = 2**31 - 1
+
+
+class CacheMismatchError(ValueError):
+  """A cached file was written for a different backbone or data."""
+
+
+class StudyInterrupted(RuntimeError):
+  """Raised by `run_study` when `max_chunks` stops it before the end."""
+
+
+def _log(config, *args):
+  if config.runtime.get('verbose', True):
+    print(*args, flush=True)
+
+
+# --------------------------------------------------------------- pre-training
+
+
+@dataclasses.dataclass
+class Net:
+  """One pre-trained regressor: its run config, flax module and numpy weights."""
+  name: str                 # 'valence', 'arousal' or 'joint'
+  targets: tuple
+  config: ml_collections.ConfigDict
+  model: Any
+  variables: Dict[str, Any]
+
+  @property
+  def head(self):
+    return self.variables['params']['head']
+
+
+def net_specs(config) -> List[tuple]:
+  """(name, targets) of the nets: twins, one per target, or one joint net."""
+  targets = tuple(config.targets)
+  unknown = [t for t in targets if t not in TARGETS]
+  if unknown:
+    raise ValueError(f'Unknown targets {unknown}; valid: {TARGETS}')
+  if config.get('joint', False):
+    return [('joint', targets)]
+  return [(t, (t,)) for t in targets]
+
+
+def pretrain_config(config, targets) -> ml_collections.ConfigDict:
+  c = copy.deepcopy(config.pretrain)
+  with c.unlocked():
+    c.task.targets = tuple(targets)
+  return c
+
+
+def pretrain(config, workdir: str) -> List[Net]:
+  """Trains (or resumes, or reuses) each net; returns them with their weights."""
+  root = config.get('pretrain_dir') or os.path.join(workdir, 'pretrain')
+  nets = []
+  for name, targets in net_specs(config):
+    cfg = pretrain_config(config, targets)
+    wd = os.path.join(root, name)
+    if os.path.exists(os.path.join(wd, 'results.json')):
+      loop.check_workdir_config(cfg, wd)  # a finished run of another config?
+    else:
+      _log(config, f'Pre-training {name} in {wd}')
+      t = time.perf_counter()
+      res = loop.train_and_evaluate(cfg, wd)
+      _log(config, f'  {name}: val rmse {res.get("val/rmse_mean", float("nan")):.4f}'
+           f' ({time.perf_counter() - t:.0f} s)')
+    _, tree = ckpt_lib.load_numpy(wd, config.get('pretrain_checkpoint', 'best'))
+    model = loop.build_model(cfg, get_task(**cfg.task))
+    variables = {'params': tree['params']}
+    if tree.get('batch_stats'):
+      variables['batch_stats'] = tree['batch_stats']
+    nets.append(Net(name, targets, cfg, model, variables))
+  if any(n.model != nets[0].model for n in nets):
+    raise ValueError('The nets differ in architecture; the batched fine-tuning '
+                     'stacks their dense parts, so they must match.')
+  return nets
+
+
+# -------------------------------------------------------------- personal data
+
+
+@dataclasses.dataclass
+class PersonalData:
+  """Every kept frame of the personal dataset, preprocessed as in pre-training."""
+  images: np.ndarray    # [N, H, W, C] float32
+  labels: np.ndarray    # [N, 2] valence, arousal
+  subject: np.ndarray   # [N]
+  clip: np.ndarray      # [N]
+  frame: np.ndarray     # [N]
+
+
+def load_personal_data(config) -> PersonalData:
+  """Renders / reads the personal split, keeps annotated frames of the chosen
+  subjects (every `frame_stride`-th frame), checks labels, preprocesses."""
+  import grain  # pylint: disable=g-import-not-at-top
+  pc = config.personal
+  source = get_source(pc, pc.split)
+  fields = ('image', 'valence', 'arousal', 'subject', 'clip', 'frame', 'has_va')
+
+  def read(i):
+    r = source[int(i)]
+    return {k: np.asarray(r.get(k, -1 if k in ('clip', 'frame') else 0))
+            for k in fields}
+
+  ds = grain.MapDataset.range(len(source)).map(read).to_iter_dataset(
+      grain.ReadOptions(num_threads=config.runtime.get('data_threads', 2),
+                        prefetch_buffer_size=64))
+  stride, wanted = pc.get('frame_stride', 1), tuple(pc.get('subjects', ()))
+  keep = []
+  for r in ds:
+    if not r['has_va'] or (wanted and int(r['subject']) not in wanted):
+      continue
+    if stride > 1 and int(r['frame']) % stride:
+      continue
+    keep.append(r)
+  if not keep:
+    raise ValueError(f'No annotated frames of subjects {wanted or "(all)"} in '
+                     f'{pc.name} {dict(pc.source)} split {pc.split!r}.')
+  col = lambda k: np.stack([r[k] for r in keep])  # noqa: E731
+  data = PersonalData(images=col('image'),
+                      labels=np.stack([col('valence'), col('arousal')], -1)
+                      .astype(np.float32),
+                      subject=col('subject'), clip=col('clip'), frame=col('frame'))
+  check_personal_data(data)
+  pre = pipeline.preprocess_from_config(config.pretrain.data,
+                                        name=f'{pc.name}/{pc.split}')
+  # Labels are checked above, by subject; Preprocess sees the image only.
+  data.images = np.stack([pre({'image': im})['image'] for im in data.images])
+  return data
+
+
+def check_personal_data(data: PersonalData):
+  """Raises naming the subject (and frames) whose labels are not finite."""
+  bad = ~np.isfinite(data.labels)
+  if bad.any():
+    for s in np.unique(data.subject[bad.any(1)]):
+      rows = np.flatnonzero((data.subject == s) & bad.any(1))
+      names = [TARGETS[j] for j in range(bad.shape[1]) if bad[rows, j].any()]
+      where = ', '.join(f'clip {data.clip[r]} frame {data.frame[r]}'
+                        for r in rows[:3])
+      raise ValueError(
+          f'Subject {s}: {"/".join(names)} label is NaN or inf in {len(rows)} '
+          f'frame(s) ({where}{", ..." if len(rows) > 3 else ""}); fix or drop '
+          'them before the study.')
+
+
+def study_subjects(config, data: PersonalData) -> np.ndarray:
+  wanted = tuple(config.personal.get('subjects', ()))
+  have = np.unique(data.subject)
+  missing = [s for s in wanted if s not in have]
+  if missing:
+    raise ValueError(f'Subjects {missing} have no annotated frames.')
+  return np.asarray(wanted) if wanted else have
+
+
+def make_folds(config, data: PersonalData, subjects) -> np.ndarray:
+  """Fold id of every frame (-1 for frames of subjects outside the study)."""
+  fold = np.full(len(data.subject), -1, np.int32)
+  for s in subjects:
+    rows = np.flatnonzero(data.subject == s)
+    fold[rows] = kfold.subject_folds(data.clip[rows], config.folds, int(s),
+                                     config.seed, config.get('fold_by', 'clip'),
+                                     data.frame[rows])
+  return fold
+
+
+# ------------------------------------------------------------------- features
+
+
+def _tree_digest(h, tree, prefix: str):
+  for path, leaf in sorted(partition.flatten(tree).items()):
+    leaf = np.ascontiguousarray(np.asarray(leaf))
+    h.update(f'{prefix}/{"/".join(path)}:{leaf.dtype}:{leaf.shape}'.encode())
+    h.update(leaf.tobytes())
+
+
+def fingerprint(config, net: Net, num_frames: int) -> str:
+  """sha256 of the backbone (architecture, weights) and of the frames fed to it."""
+  h = hashlib.sha256()
+  desc = {'model': net.config.model.to_dict(),
+          'preprocess': net.config.data.to_dict(),
+          'personal': config.personal.to_dict(), 'frames': num_frames}
+  h.update(json.dumps(desc, sort_keys=True, default=str).encode())
+  _tree_digest(h, net.variables['params'].get('features', {}), 'params')
+  _tree_digest(h, net.variables.get('batch_stats', {}).get('features', {}),
+               'batch_stats')
+  return h.hexdigest()
+
+
+def _savez_atomic(path: str, **arrays):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp = f'{path}.tmp{os.getpid()}'
+  with open(tmp, 'wb') as f:
+    np.savez(f, **arrays)
+  os.replace(tmp, path)
+
+
+def _batched_apply(fn, x: np.ndarray, batch: int, *args) -> np.ndarray:
+  """fn(x[i:i+batch], *args) over fixed-size (padded) batches, concatenated."""
+  out = []
+  for i in range(0, len(x), batch):
+    xb = x[i:i + batch]
+    n = len(xb)
+    if n < batch:
+      xb = np.concatenate([xb, np.zeros((batch - n,) + xb.shape[1:], xb.dtype)])
+    out.append(np.asarray(fn(xb, *args))[:n])
+  return np.concatenate(out)
+
+
+def extract_features(net: Net, images: np.ndarray, batch: int) -> np.ndarray:
+  """The frozen conv part's output (the head's input) of every frame."""
+  embed = jax.jit(lambda x: net.model.apply(net.variables, x, False,
+                                            method='embed'))
+  return _batched_apply(embed, images, batch).astype(np.float32)
+
+
+def cached_features(config, workdir: str, net: Net, data: PersonalData):
+  """workdir/features/<net>.npz, extracted once and checked on every load."""
+  path = os.path.join(workdir, 'features', f'{net.name}.npz')
+  fp = fingerprint(config, net, len(data.subject))
+  if os.path.exists(path):
+    with np.load(path) as z:
+      old = str(z['fingerprint'])
+      if old != fp:
+        raise CacheMismatchError(
+            f'{path} holds features of a different backbone or data '
+            f'(fingerprint {old[:12]}, expected {fp[:12]}); delete it or use '
+            'a new workdir to extract them again.')
+      return z['features']
+  t = time.perf_counter()
+  feats = extract_features(net, data.images, config.runtime.feature_batch)
+  _savez_atomic(path, features=feats, fingerprint=np.asarray(fp))
+  _log(config, f'Features {net.name}: {feats.shape} in '
+       f'{time.perf_counter() - t:.1f} s -> {path}')
+  return feats
+
+
+def head_outputs(net: Net, features: np.ndarray, batch: int) -> np.ndarray:
+  """f(x): the pre-trained net's outputs [N, P] (dropout off)."""
+  apply = ft.head_apply(net.model)
+  fn = jax.jit(lambda x: apply(net.head, {}, x, None, False)[0])
+  return _batched_apply(fn, features, batch)
+
+
+def mc_dropout_samples(net: Net, features: np.ndarray, key, passes: int,
+                       rate: float, budget: int) -> np.ndarray:
+  """[T, N, P] predictions of T dropout passes (rate `rate`) of the pre-trained
+  head; each frame batch is ONE call vmapped over the T dropout keys."""
+  model = net.model.clone(dropout=rate)
+  apply = ft.head_apply(model)
+  keys = jax.random.split(key, passes)
+  fn = jax.jit(lambda x, ids: ft.mc_dropout_predict(apply, net.head, x, keys,
+                                                    ids))
+  act = ft.activation_elems(model, features.shape[1:], method='predict_head')
+  per_frame = 4 * passes * (features.shape[1] + 2 * act)
+  batch = int(max(1, min(len(features), budget // per_frame)))
+  out = []
+  for i in range(0, len(features), batch):
+    x = features[i:i + batch]
+    ids = np.arange(i, i + len(x))
+    if len(x) < batch:  # one shape, one compile
+      pad = batch - len(x)
+      x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
+      ids = np.concatenate([ids, np.zeros(pad, ids.dtype)])
+    out.append(np.asarray(fn(x, ids))[:, :len(features[i:i + batch])])
+  return np.concatenate(out, axis=1)
+
+
+# ----------------------------------------------------------------------- plan
+
+
+@dataclasses.dataclass
+class Plan:
+  """Every model the study trains, one row each; the row index is its id."""
+  kind: List[str] = dataclasses.field(default_factory=list)       # head | full
+  net: List[int] = dataclasses.field(default_factory=list)
+  subject: List[int] = dataclasses.field(default_factory=list)
+  fold: List[int] = dataclasses.field(default_factory=list)
+  condition: List[str] = dataclasses.field(default_factory=list)
+  sampler: List[str] = dataclasses.field(default_factory=list)
+  fraction: List[float] = dataclasses.field(default_factory=list)
+  train: List[np.ndarray] = dataclasses.field(default_factory=list)
+  test: List[np.ndarray] = dataclasses.field(default_factory=list)
+
+  def add(self, **row):
+    for k, v in row.items():
+      getattr(self, k).append(v)
+
+  def __len__(self):
+    return len(self.kind)
+
+
+def num_selected(fraction: float, n: int, subject, fold) -> int:
+  """Round half up of fraction * n; zero is an error naming subject + fraction."""
+  k = int(math.floor(fraction * n + 0.5))
+  if k < 1:
+    raise ValueError(
+        f'Subject {subject} fold {fold}: fraction {fraction:g} of its {n} '
+        'training frames selects 0 samples; drop that fraction or the subject.')
+  return min(k, n)
+
+
+def selection_orders(config, nets, feats, outputs, mc, data, folds, subjects,
+                     key) -> Dict[tuple, np.ndarray]:
+  """{(net, subject, fold, sampler): the training fold's rows in the order the
+  sampler labels them}. Selected once per pool (all of it), then every
+  fraction takes a prefix (the samplers are prefix-consistent)."""
+  pools = {}
+  for s in subjects:
+    rows = np.flatnonzero(data.subject == s)
+    pools[s] = [rows[folds[rows] != k] for k in range(config.folds)]
+  n_pad = max(len(p) for ps in pools.values() for p in ps)
+  orders = {}
+  for b in range(len(nets)):
+    for si, s in enumerate(subjects):
+      idx = np.zeros((config.folds, n_pad), np.int64)
+      valid = np.zeros((config.folds, n_pad), bool)
+      for k, p in enumerate(pools[s]):
+        idx[k, :len(p)], valid[k, :len(p)] = p, True
+      for name in config.samplers:
+        args = dict(valid=valid)
+        if name == 'random':
+          # The same frames get labelled for every net (the labels are shared).
+          args['key'] = jax.random.fold_in(
+              jax.random.fold_in(key, _RANDOM_SAMPLER), si)
+        if name in ('gsx', 'igs'):
+          args['features'] = feats[b][idx]
+        if name in ('gsy', 'igs'):
+          args['outputs'] = outputs[b][idx]
+        if name == 'mcdue':
+          args['pred_samples'] = np.moveaxis(mc[b][:, idx], 0, 1)
+        order = samplers.select_batch(name, **args)
+        for k, p in enumerate(pools[s]):
+          o = order[k, :len(p)]
+          assert (o >= 0).all() and len(set(o.tolist())) == len(p)
+          orders[(b, s, k, name)] = idx[k][o]
+  return orders
+
+
+def build_plan(config, nets, data, folds, subjects, orders) -> Plan:
+  plan = Plan()
+  conds = tuple(config.conditions)
+  for b in range(len(nets)):
+    for s in subjects:
+      rows = np.flatnonzero(data.subject == s)
+      for k in range(config.folds):
+        train, test = rows[folds[rows] != k], rows[folds[rows] == k]
+        common = dict(kind='head', net=b, subject=int(s), fold=k, test=test)
+        if 'transfer_100' in conds:
+          plan.add(condition='transfer_100', sampler='', fraction=1.0,
+                   train=train, **common)
+        for name in config.samplers:
+          for f in config.fractions:
+            m = num_selected(f, len(train), s, k)
+            plan.add(condition='sweep', sampler=name, fraction=float(f),
+                     train=np.sort(orders[(b, s, k, name)][:m]), **common)
+  if 'no_transfer' in conds:
+    for b in range(len(nets)):
+      for s in subjects:
+        rows = np.flatnonzero(data.subject == s)
+        for k in range(config.folds):
+          plan.add(kind='full', net=b, subject=int(s), fold=k,
+                   condition='no_transfer', sampler='', fraction=1.0,
+                   train=rows[folds[rows] != k], test=rows[folds[rows] == k])
+  return plan
+
+
+# --------------------------------------------------------------------- chunks
+
+
+def _make_tx(section):
+  kw = dict(section.optim)
+  name, lr = kw.pop('name'), kw.pop('learning_rate')
+  return optim.OPTIMIZERS.get(name)(lr, **kw)
+
+
+def _recipe(section, drop_remainder=False) -> ft.Recipe:
+  return ft.Recipe(batch_size=section.batch_size, epochs=section.epochs,
+                   drop_remainder=drop_remainder)
+
+
+def _done_models(workdir: str) -> Dict[int, dict]:
+  """Finished models from the chunk files: id -> {sse, count, loss}."""
+  done = {}
+  for path in sorted(glob.glob(os.path.join(workdir, 'personal', 'chunk-*.npz'))):
+    with np.load(path) as z:
+      for i, sse, cnt, loss in zip(z['ids'], z['sse'], z['count'], z['loss']):
+        done[int(i)] = dict(sse=sse, count=int(cnt), loss=float(loss))
+  return done
+
+
+class _Runner:
+  """Trains the plan's models of one kind in chunks; saves each chunk."""
+
+  def __init__(self, config, workdir, kind, plan, nets, x, y, x_block: int,
+               y_block: int):
+    self.config, self.workdir, self.kind, self.plan = config, workdir, kind, plan
+    self.nets = nets
+    model = nets[0].model
+    section = config.finetune if kind == 'head' else config.no_transfer
+    has_bn = kind == 'full' and 'batch_stats' in jax.eval_shape(
+        lambda: model.init({'params': jax.random.key(0)},
+                           jnp.zeros((1,) + x.shape[1:])))
+    self.recipe = _recipe(section, drop_remainder=has_bn)
+    apply = ft.head_apply(model) if kind == 'head' else ft.full_apply(model)
+    rt = config.runtime
+    self.trainer = ft.BatchedTrainer(
+        apply, _make_tx(section), self.recipe,
+        rt.get(f'{kind}_segment_steps', rt.segment_steps),
+        rt.get(f'{kind}_map_batch', 0), rt.get(f'{kind}_unroll', False))
+    self.x, self.y = jnp.asarray(x), jnp.asarray(y)
+    # Model i reads rows x[net_i * x_block + r] and y[net_i * y_block + r].
+    self.x_block, self.y_block = x_block, y_block
+    self.key = jax.random.fold_in(jax.random.key(config.seed), _MODELS)
+    self.model = model
+    self.sample_shape = x.shape[1:]
+    sample = jnp.zeros((1,) + self.sample_shape)
+    self._fresh = jax.jit(jax.vmap(lambda k: model.init(
+        {'params': k, 'dropout': k}, sample, False)))
+
+  def init_params(self, nets_idx, ids):
+    """Stacked initial params/extra of the models: the pre-trained dense part of
+    their net (heads), or a fresh init from the model's key (whole nets)."""
+    if self.kind == 'head':
+      heads = ft.stack_trees([n.head for n in self.nets])
+      return jax.tree.map(lambda h: jnp.asarray(h[nets_idx]), heads), {}
+    v = self._fresh(ft.model_keys(jax.random.fold_in(self.key, _INIT), ids))
+    return v['params'], v.get('batch_stats', {})
+
+  def per_model_bytes(self, n_pad, test_pad):
+    params, extra = self.init_params(np.zeros(1, int), np.zeros(1, int))
+    one = lambda t: jax.tree.map(lambda a: a[0], t)  # noqa: E731
+    params, extra = one(params), one(extra)
+    opt = jax.eval_shape(self.trainer.tx.init, params)
+    if self.kind == 'head':
+      act = ft.activation_elems(self.model, self.sample_shape,
+                                method='predict_head')
+    else:
+      act = ft.activation_elems(self.model, self.sample_shape,
+                                mutable=('batch_stats',))
+    return ft.bytes_per_model(params, opt, extra, self.recipe.batch_size,
+                              int(np.prod(self.sample_shape)), act, test_pad,
+                              order_elems=self.recipe.epochs * n_pad)
+
+  def run(self, ids_all: Sequence[int], done: dict, counter: dict,
+          max_chunks: Optional[int], on_chunk: Optional[Callable]):
+    plan, rt = self.plan, self.config.runtime
+    if not len(ids_all):
+      return
+    n_pad = max(len(plan.train[i]) for i in ids_all)
+    test_pad = max(len(plan.test[i]) for i in ids_all)
+    # Similar sizes share a chunk, so few steps are spent on finished models.
+    todo = sorted((i for i in ids_all if i not in done),
+                  key=lambda i: (-len(plan.train[i]), i))
+    if not todo:
+      return
+    per_model = self.per_model_bytes(n_pad, test_pad)
+    shared = ft.tree_bytes((self.x, self.y))
+    budget = ft.memory_budget(rt.memory_budget_mb * 2**20) - shared
+    m = ft.chunk_size(per_model, max(budget, per_model), len(ids_all),
+                      rt.get(f'{self.kind}_max_models_per_chunk', 0)
+                      or rt.get('max_models_per_chunk', 0))
+    # Chunks are cut from the sorted list of ALL the kind's models, so a resumed
+    # study trains the same chunks as an uninterrupted one.
+    order = sorted(ids_all, key=lambda i: (-len(plan.train[i]), i))
+    chunks = [order[i:i + m] for i in range(0, len(order), m)]
+    chunks = [[i for i in c if i not in done] for c in chunks]
+    chunks = [c for c in chunks if c]
+    _log(self.config, f'[{self.kind}] {len(todo)} of {len(ids_all)} models to '
+         f'train, {len(chunks)} chunk(s) of <= {m} '
+         f'(~{per_model / 2**20:.2f} MiB per model, budget '
+         f'{(budget + shared) / 2**20:.0f} MiB)')
+    for ci, ids in enumerate(chunks):
+      if max_chunks is not None and counter['chunks'] >= max_chunks:
+        raise StudyInterrupted(f'Stopped after {counter["chunks"]} chunk(s).')
+      t = time.perf_counter()
+      res = self._train_chunk(ids, m, n_pad, test_pad)
+      path = os.path.join(self.workdir, 'personal',
+                          f'chunk-{self.kind}-{ids[0]:07d}-{len(ids):05d}.npz')
+      _savez_atomic(path, ids=np.asarray(ids), **res)
+      for j, i in enumerate(ids):
+        done[i] = dict(sse=res['sse'][j], count=int(res['count'][j]),
+                       loss=float(res['loss'][j]))
+      counter['chunks'] += 1
+      dt = time.perf_counter() - t
+      steps = int(sum(self.recipe.total_steps(len(plan.train[i])) for i in ids))
+      if len(chunks) <= 20 or (ci + 1) % (len(chunks) // 10) == 0:
+        _log(self.config, f'[{self.kind}] chunk {ci + 1}/{len(chunks)}: '
+             f'{len(ids)} models, {steps} model-steps in {dt:.1f} s '
+             f'({steps / dt:.0f}/s)')
+      if on_chunk is not None:
+        on_chunk(dict(kind=self.kind, index=counter['chunks'], ids=list(ids),
+                      seconds=dt, path=path))
+
+  def _train_chunk(self, ids, m, n_pad, test_pad):
+    plan, n_real = self.plan, len(ids)
+    rows = np.zeros((m, n_pad), np.int32)
+    n = np.zeros(m, np.int32)
+    test = np.zeros((m, test_pad), np.int32)
+    valid = np.zeros((m, test_pad), bool)
+    net = np.zeros(m, np.int32)
+    for j, i in enumerate(ids):
+      tr, te = plan.train[i], plan.test[i]
+      rows[j, :len(tr)], n[j] = tr, len(tr)
+      test[j, :len(te)], valid[j, :len(te)] = te, True
+      net[j] = plan.net[i]
+    ids_pad = ft.pad_models(np.asarray(ids), m, _DUMMY_ID)
+    x_off, y_off = net * self.x_block, net * self.y_block
+    params, extra = self.init_params(net, ids_pad)
+    state = self.trainer.init(params, extra)
+    sub = ft.Subsets(jnp.asarray(rows), jnp.asarray(n), jnp.asarray(x_off),
+                     jnp.asarray(y_off), ft.model_keys(self.key, ids_pad))
+    state, loss = self.trainer.train(state, self.x, self.y, sub)
+    sse, cnt, _ = self.trainer.evaluate(state, self.x, self.y, jnp.asarray(test),
+                                        jnp.asarray(valid), jnp.asarray(x_off),
+                                        jnp.asarray(y_off))
+    return dict(sse=sse[:n_real], count=cnt[:n_real], loss=loss[:n_real])
+
+
+# -------------------------------------------------------------------- results
+
+
+def _rmse(sse, count):
+  return float(np.sqrt(sse / max(count, 1)))
+
+
+def model_rows(plan: Plan, done: dict, nets, transfer0: List[dict]) -> List[dict]:
+  """One row per (model, target): RMSE on its test fold."""
+  rows = list(transfer0)
+  for i in range(len(plan)):
+    r = done[i]
+    for p, target in enumerate(nets[plan.net[i]].targets):
+      rows.append(dict(target=target, condition=plan.condition[i],
+                       sampler=plan.sampler[i], fraction=plan.fraction[i],
+                       subject=plan.subject[i], fold=plan.fold[i],
+                       n_train=len(plan.train[i]), n_test=len(plan.test[i]),
+                       rmse=_rmse(r['sse'][p], r['count']),
+                       final_loss=r['loss'], model_id=i))
+  return rows
+
+
+def transfer0_rows(nets, outputs, data, folds, subjects, num_folds) -> List[dict]:
+  rows = []
+  for b, net in enumerate(nets):
+    cols = [TARGETS.index(t) for t in net.targets]
+    for s in subjects:
+      for k in range(num_folds):
+        te = np.flatnonzero((data.subject == s) & (folds == k))
+        err = np.square(outputs[b][te] - data.labels[te][:, cols])
+        for p, target in enumerate(net.targets):
+          rows.append(dict(target=target, condition='transfer_0', sampler='',
+                           fraction=0.0, subject=int(s), fold=k, n_train=0,
+                           n_test=len(te), rmse=float(np.sqrt(err[:, p].mean())),
+                           final_loss=float('nan'), model_id=-1))
+  return rows
+
+
+def summarize(rows: List[dict]) -> List[dict]:
+  """RMSE mean over folds per subject, then mean / std / min / max over subjects."""
+  groups: Dict[tuple, Dict[int, list]] = {}
+  for r in rows:
+    g = (r['target'], r['condition'], r['sampler'], r['fraction'])
+    groups.setdefault(g, {}).setdefault(r['subject'], []).append(r)
+  out = []
+  for (target, cond, sampler, fraction), by_subject in groups.items():
+    per = np.array([np.mean([r['rmse'] for r in rs]) for rs in by_subject.values()])
+    n_train = np.mean([r['n_train'] for rs in by_subject.values() for r in rs])
+    out.append(dict(target=target, condition=cond, sampler=sampler,
+                    fraction=fraction, n_train=float(n_train),
+                    rmse_mean=float(per.mean()), rmse_std=float(per.std()),
+                    rmse_min=float(per.min()), rmse_max=float(per.max()),
+                    subjects=len(per)))
+  key = lambda r: (TARGETS.index(r['target']),  # noqa: E731
+                   (CONDITIONS + ('sweep',)).index(r['condition']),
+                   r['sampler'], r['fraction'])
+  return sorted(out, key=key)
+
+
+def conditions_table(summary: List[dict]) -> str:
+  """The three conditions per target, as printed at the end of a study."""
+  lines = [f'{"RMSE (mean ± std over subjects)":34s}' +
+           ''.join(f'{CONDITION_NAMES[c]:>18s}' for c in CONDITIONS)]
+  for t in TARGETS:
+    cells = {r['condition']: r for r in summary
+             if r['target'] == t and r['condition'] in CONDITIONS}
+    if not cells:
+      continue
+    lines.append(f'{t:34s}' + ''.join(
+        f'{cells[c]["rmse_mean"]:>11.4f} ± {cells[c]["rmse_std"]:.3f}'
+        if c in cells else f'{"-":>18s}' for c in CONDITIONS))
+  return '\n'.join(lines)
+
+
+def _write_csv(path, rows, columns):
+  buf = io.StringIO()
+  w = csv.DictWriter(buf, fieldnames=columns, extrasaction='ignore')
+  w.writeheader()
+  w.writerows(rows)
+  tmp = f'{path}.tmp{os.getpid()}'
+  with open(tmp, 'w') as f:
+    f.write(buf.getvalue())
+  os.replace(tmp, path)
+
+
+def write_results(workdir, config, summary, rows):
+  cols = ['target', 'condition', 'sampler', 'fraction', 'n_train', 'rmse_mean',
+          'rmse_std', 'rmse_min', 'rmse_max', 'subjects']
+  _write_csv(os.path.join(workdir, 'results.csv'), summary, cols)
+  _write_csv(os.path.join(workdir, 'models.csv'), rows,
+             ['target', 'condition', 'sampler', 'fraction', 'subject', 'fold',
+              'n_train', 'n_test', 'rmse', 'final_loss', 'model_id'])
+  conds = {t: {c: {k: r[k] for k in ('rmse_mean', 'rmse_std')}
+               for r in summary if r['target'] == t
+               for c in [r['condition']] if c in CONDITIONS}
+           for t in TARGETS}
+  doc = {'conditions': {t: v for t, v in conds.items() if v}, 'rows': summary,
+         'config': json.loads(config.to_json_best_effort())}
+  tmp = os.path.join(workdir, f'results.json.tmp{os.getpid()}')
+  with open(tmp, 'w') as f:
+    json.dump(doc, f, indent=1)
+  os.replace(tmp, os.path.join(workdir, 'results.json'))
+
+
+def plot_conditions(summary, path):
+  """Fig. 5: RMSE of the three conditions per target (bars, std as error)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  targets = [t for t in TARGETS if any(r['target'] == t for r in summary)]
+  fig, ax = plt.subplots(figsize=(6, 4))
+  width = 0.8 / len(CONDITIONS)
+  for j, c in enumerate(CONDITIONS):
+    vals = [[r for r in summary if r['target'] == t and r['condition'] == c]
+            for t in targets]
+    xs = [i + (j - 1) * width for i, v in enumerate(vals) if v]
+    if xs:
+      ax.bar(xs, [v[0]['rmse_mean'] for v in vals if v], width,
+             yerr=[v[0]['rmse_std'] for v in vals if v], capsize=3,
+             label=CONDITION_NAMES[c])
+  ax.set_xticks(range(len(targets)), targets)
+  ax.set_ylabel('RMSE (mean over subjects)')
+  ax.set_title('Transfer-learning conditions')
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def plot_sweep(summary, path):
+  """Fig. 6: RMSE vs training-set size per sampler; dashed: Transfer 100%."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  targets = [t for t in TARGETS if any(r['target'] == t for r in summary)]
+  fig, axes = plt.subplots(1, len(targets), figsize=(5.5 * len(targets), 4),
+                           squeeze=False)
+  for ax, t in zip(axes[0], targets):
+    sweep = [r for r in summary if r['target'] == t and r['condition'] == 'sweep']
+    for s in sorted({r['sampler'] for r in sweep}):
+      rs = sorted((r for r in sweep if r['sampler'] == s),
+                  key=lambda r: r['fraction'])
+      ax.plot([100 * r['fraction'] for r in rs], [r['rmse_mean'] for r in rs],
+              marker='o', ms=3, label=s)
+    full = [r for r in summary if r['target'] == t
+            and r['condition'] == 'transfer_100']
+    if full:
+      ax.axhline(full[0]['rmse_mean'], ls='--', color='k', label='Transfer 100%')
+    ax.set_xlabel('training set size (% of the training fold)')
+    ax.set_ylabel('RMSE (mean over subjects)')
+    ax.set_title(t)
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+# ---------------------------------------------------------------------- study
+
+
+def _study_config_for_check(config):
+  """The config minus runtime knobs, which do not change results."""
+  c = copy.deepcopy(config)
+  with c.unlocked():
+    del c['runtime']
+  return c
+
+
+def run_study(config: ml_collections.ConfigDict, workdir: str, *,
+              max_chunks: Optional[int] = None,
+              on_chunk: Optional[Callable[[dict], None]] = None) -> dict:
+  """Runs (or resumes) the whole personalization study of `config` in `workdir`.
+
+  max_chunks: stop (raise StudyInterrupted) once this call has trained that many
+    chunks; on_chunk(info) runs after each saved chunk (it may raise). Both
+    simulate interruptions; running again resumes.
+
+  Returns:
+    {'summary': rows of results.csv, 'models': per-model rows, 'table': str}.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  loop.check_workdir_config(_study_config_for_check(config), workdir)
+  t0 = time.perf_counter()
+  nets = pretrain(config, workdir)
+  data = load_personal_data(config)
+  subjects = study_subjects(config, data)
+  folds = make_folds(config, data, subjects)
+  rt = config.runtime
+  budget = ft.memory_budget(rt.memory_budget_mb * 2**20)
+  key = jax.random.key(config.seed)
+  feats = [cached_features(config, workdir, n, data) for n in nets]
+  outputs = [head_outputs(n, f, rt.feature_batch) for n, f in zip(nets, feats)]
+  mc = [None] * len(nets)
+  if 'mcdue' in config.samplers:
+    mc = [mc_dropout_samples(n, f, jax.random.fold_in(
+        jax.random.fold_in(key, _MC_DROPOUT), b), config.mcdue.passes,
+                             config.mcdue.rate, budget)
+          for b, (n, f) in enumerate(zip(nets, feats))]
+  orders = selection_orders(config, nets, feats, outputs, mc, data, folds,
+                            subjects, key)
+  plan = build_plan(config, nets, data, folds, subjects, orders)
+  _log(config, f'{len(subjects)} subjects x {config.folds} folds, '
+       f'{len(data.subject)} frames; {len(plan)} models to train '
+       f'({time.perf_counter() - t0:.0f} s so far)')
+
+  # Twin nets: their feature / label blocks are stacked, model i reads block
+  # plan.net[i]. A joint net has one block with both targets.
+  n = len(data.subject)
+  cols = [[TARGETS.index(t) for t in net.targets] for net in nets]
+  y = np.concatenate([data.labels[:, c] for c in cols])
+  done = _done_models(workdir)
+  counter = {'chunks': 0}
+  heads = [i for i in range(len(plan)) if plan.kind[i] == 'head']
+  fulls = [i for i in range(len(plan)) if plan.kind[i] == 'full']
+  _Runner(config, workdir, 'head', plan, nets, np.concatenate(feats), y,
+          x_block=n, y_block=n).run(heads, done, counter, max_chunks, on_chunk)
+  _Runner(config, workdir, 'full', plan, nets, data.images, y,
+          x_block=0, y_block=n).run(fulls, done, counter, max_chunks, on_chunk)
+
+  t0_rows = (transfer0_rows(nets, outputs, data, folds, subjects, config.folds)
+             if 'transfer_0' in config.conditions else [])
+  rows = model_rows(plan, done, nets, t0_rows)
+  bad = [r for r in rows if not np.isfinite(r['rmse'])]
+  if bad:  # kept (a diverged model is a result), but said out loud
+    _log(config, f'WARNING: {len(bad)} model(s) diverged (RMSE not finite), '
+         f'e.g. {bad[0]}')
+  summary = summarize(rows)
+  write_results(workdir, config, summary, rows)
+  plot_conditions(summary, os.path.join(workdir, 'conditions.png'))
+  if any(r['condition'] == 'sweep' for r in summary):
+    plot_sweep(summary, os.path.join(workdir, 'sweep.png'))
+  table = conditions_table(summary)
+  _log(config, f'\n{table}\n\nResults in {workdir} '
+       f'({time.perf_counter() - t0:.0f} s)')
+  return {'summary': summary, 'models': rows, 'table': table}

@@ -1,0 +1,273 @@
+"""Paper 000's personalization study: the batched engine against one model
+trained alone, MC dropout, folds, bad input, the feature cache, the reduced
+synthetic study (Transfer 100% wins) and resuming an interrupted study."""
+import copy
+import csv
+import os
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from fer_jax.models import get_model
+from fer_jax.protocols import finetune as ft
+from fer_jax.protocols import kfold
+from fer_jax.protocols import personalization as pz
+
+
+def _max_diff(a, b):
+  return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def _subsets(sizes, n_pad, n_data, seed=0, x_off=None):
+  rng = np.random.default_rng(seed)
+  rows = np.zeros((len(sizes), n_pad), np.int32)
+  for i, s in enumerate(sizes):
+    rows[i, :s] = rng.choice(n_data, s, replace=False)
+  m = len(sizes)
+  off = np.zeros(m, np.int32) if x_off is None else np.asarray(x_off, np.int32)
+  return rows, ft.Subsets(jnp.asarray(rows), jnp.asarray(sizes, jnp.int32),
+                          jnp.asarray(off), jnp.asarray(off),
+                          ft.model_keys(jax.random.key(7), np.arange(m)))
+
+
+# ------------------------------------------------------ batched == alone
+
+
+@pytest.mark.parametrize('map_batch', [0, 2])
+def test_batched_heads_equal_each_model_trained_alone(map_batch):
+  model = get_model('small_cnn', num_outputs=1, hidden=16, dropout=0.5)
+  d, n_data = 12, 120
+  rng = np.random.default_rng(0)
+  # Two 'nets' (twin feature / label blocks), as the study stacks them.
+  x = rng.normal(size=(2 * n_data, d)).astype(np.float32)
+  y = rng.normal(size=(2 * n_data, 1)).astype(np.float32)
+  heads = [model.init({'params': jax.random.key(i)}, jnp.zeros((1, d)),
+                      method='predict_head')['params']['head'] for i in (0, 1)]
+  sizes = [1, 5, 8, 9, 23, 40, 0]  # partial batches, one padded dummy model
+  net = np.array([0, 1, 0, 1, 1, 0, 0])
+  rows, sub = _subsets(sizes, 48, n_data, x_off=net * n_data)
+  tx = optax.sgd(1e-2, momentum=0.9, nesterov=True)
+  recipe = ft.Recipe(batch_size=8, epochs=3)
+  trainer = ft.BatchedTrainer(ft.head_apply(model), tx, recipe,
+                              segment_steps=4, map_batch=map_batch)
+  params = jax.tree.map(lambda *h: jnp.stack(h)[net], *heads)
+  state, _ = trainer.train(trainer.init(params, {}), jnp.asarray(x),
+                           jnp.asarray(y), sub)
+  for i, s in enumerate(sizes):
+    alone, _ = ft.reference_train(ft.head_apply(model), tx, recipe,
+                                  heads[net[i]], {}, x, y,
+                                  rows[i, :s] + net[i] * n_data, sub.key[i])
+    got = jax.tree.map(lambda a: a[i], state.params)
+    assert _max_diff(got, alone) < 1e-5, (i, s)
+    if s == 0:  # a dummy model never moves
+      assert _max_diff(got, heads[net[i]]) == 0
+
+
+def test_batched_whole_nets_with_batchnorm_equal_alone():
+  model = get_model('small_cnn', num_outputs=1, widths=(4,), hidden=8,
+                    dropout=0.5)
+  n_data = 64
+  rng = np.random.default_rng(1)
+  x = rng.uniform(size=(n_data, 8, 8, 3)).astype(np.float32)
+  y = rng.normal(size=(n_data, 1)).astype(np.float32)
+  sizes = [8, 13, 24]
+  rows, sub = _subsets(sizes, 24, n_data)
+  tx = optax.sgd(1e-2, momentum=0.9, nesterov=True)
+  recipe = ft.Recipe(batch_size=8, epochs=2, drop_remainder=True)
+  keys = jax.random.split(jax.random.key(3), len(sizes))
+  vs = [model.init({'params': k}, x[:1]) for k in keys]
+  params = jax.tree.map(lambda *a: jnp.stack(a), *[v['params'] for v in vs])
+  stats = jax.tree.map(lambda *a: jnp.stack(a), *[v['batch_stats'] for v in vs])
+  trainer = ft.BatchedTrainer(ft.full_apply(model), tx, recipe, segment_steps=3)
+  state, _ = trainer.train(trainer.init(params, stats), jnp.asarray(x),
+                           jnp.asarray(y), sub)
+  for i, s in enumerate(sizes):
+    p, e = ft.reference_train(ft.full_apply(model), tx, recipe, vs[i]['params'],
+                              vs[i]['batch_stats'], x, y, rows[i, :s],
+                              sub.key[i])
+    assert _max_diff(jax.tree.map(lambda a: a[i], state.params), p) < 1e-5
+    assert _max_diff(jax.tree.map(lambda a: a[i], state.extra), e) < 1e-5
+
+
+def test_epoch_order_ignores_padding():
+  key = jax.random.key(0)
+  a = np.asarray(ft.epoch_order(key, 3, 17, 17))
+  b = np.asarray(ft.epoch_order(key, 3, 17, 40))
+  np.testing.assert_array_equal(a, b[:17])
+  assert sorted(b[:17]) == list(range(17))
+
+
+# ------------------------------------------------------------- MC dropout
+
+
+def test_mc_dropout_vmapped_passes_equal_a_loop():
+  model = get_model('small_cnn', num_outputs=1, hidden=32, dropout=0.5)
+  x = np.random.default_rng(0).normal(size=(20, 10)).astype(np.float32)
+  head = model.init({'params': jax.random.key(0)}, x[:1],
+                    method='predict_head')['params']['head']
+  apply = ft.head_apply(model)
+  keys = jax.random.split(jax.random.key(1), 6)
+  got = np.asarray(ft.mc_dropout_predict(apply, head, x, keys))
+  loop = np.stack([np.asarray(ft.mc_dropout_predict(apply, head, x, k[None])[0])
+                   for k in keys])
+  np.testing.assert_allclose(got, loop, atol=1e-6)
+  assert got.shape == (6, 20, 1)
+  assert (got.std(0) > 0).all()
+  # Splitting the frames into batches draws the same masks.
+  ids = np.arange(20)
+  parts = [np.asarray(ft.mc_dropout_predict(apply, head, x[s], keys, ids[s]))
+           for s in (slice(0, 7), slice(7, 20))]
+  np.testing.assert_allclose(np.concatenate(parts, 1), got, atol=1e-6)
+  none = np.asarray(ft.mc_dropout_predict(
+      ft.head_apply(model.clone(dropout=0.0)), head, x, keys))
+  assert (none == none[:1]).all()  # p = 0: every pass the same, std 0
+
+
+# ------------------------------------------------------------------ folds
+
+
+def test_folds_are_disjoint_cover_and_keep_clips_whole():
+  clips = np.repeat([3, 1, 4, 5, 9, 2, 6, 8], [10, 30, 5, 12, 7, 20, 9, 9])
+  fold = kfold.subject_folds(clips, 3, subject=4, seed=0)
+  assert set(fold) == {0, 1, 2}
+  for c in np.unique(clips):
+    assert len(set(fold[clips == c])) == 1  # no clip on both sides
+  sizes = np.bincount(fold)
+  assert sizes.sum() == len(clips) and sizes.max() - sizes.min() <= 30
+  np.testing.assert_array_equal(
+      fold, kfold.subject_folds(clips, 3, subject=4, seed=0))
+
+
+def test_folds_refuse_too_few_clips_or_frames():
+  with pytest.raises(ValueError, match='Subject 7 has 3 clip'):
+    kfold.subject_folds(np.repeat([0, 1, 2], 20), 5, subject=7)
+  with pytest.raises(ValueError, match='Subject 8 has 4 frame'):
+    kfold.subject_folds(np.arange(4), 5, subject=8, by='frames')
+  fold = kfold.subject_folds(np.repeat([0, 1], 10), 5, subject=1, by='frames',
+                             frames=np.tile(np.arange(10), 2))
+  assert np.bincount(fold).tolist() == [4] * 5
+
+
+def test_fraction_selecting_zero_samples_names_subject_and_fraction():
+  assert pz.num_selected(0.05, 40, 3, 0) == 2
+  with pytest.raises(ValueError, match='Subject 3 fold 1: fraction 0.05'):
+    pz.num_selected(0.05, 9, 3, 1)
+
+
+def test_nan_labels_name_the_subject():
+  labels = np.zeros((6, 2), np.float32)
+  labels[4, 1] = np.nan
+  data = pz.PersonalData(images=np.zeros((6, 2, 2, 3)), labels=labels,
+                         subject=np.array([0, 0, 0, 5, 5, 5]),
+                         clip=np.array([0, 0, 1, 2, 2, 3]),
+                         frame=np.array([0, 1, 0, 0, 1, 0]))
+  with pytest.raises(ValueError, match='Subject 5: arousal label is NaN'):
+    pz.check_personal_data(data)
+
+
+# ------------------------------------------------------------ feature cache
+
+
+def test_features_from_another_backbone_are_refused(tmp_path):
+  import ml_collections
+  from configs import common
+  cfg = common.base_config()
+  cfg.data.image_size = 8
+  cfg.model = dict(name='small_cnn', widths=(4,), hidden=8)
+  model = get_model('small_cnn', num_outputs=1, widths=(4,), hidden=8)
+  v = model.init({'params': jax.random.key(0)}, jnp.zeros((1, 8, 8, 3)))
+  net = pz.Net('valence', ('valence',), cfg, model, jax.tree.map(np.asarray, v))
+  study = ml_collections.ConfigDict(dict(
+      personal=dict(name='synthetic', source=dict(preset='amigos_like')),
+      runtime=dict(feature_batch=4, verbose=False)))
+  data = pz.PersonalData(
+      images=np.random.default_rng(0).uniform(size=(6, 8, 8, 3)).astype(
+          np.float32), labels=np.zeros((6, 2), np.float32),
+      subject=np.zeros(6), clip=np.zeros(6), frame=np.arange(6))
+  first = pz.cached_features(study, str(tmp_path), net, data)
+  again = pz.cached_features(study, str(tmp_path), net, data)
+  np.testing.assert_array_equal(first, again)
+  other = copy.deepcopy(net)
+  other.variables['params']['features']['conv0']['kernel'] += 1e-3
+  path = os.path.join(str(tmp_path), 'features', 'valence.npz')
+  with pytest.raises(pz.CacheMismatchError, match=re.escape(path)):
+    pz.cached_features(study, str(tmp_path), other, data)
+
+
+# ------------------------------------------------------- the reduced study
+
+
+@pytest.fixture(scope='module')
+def reduced_study(tmp_path_factory):
+  from configs.personalization import synthetic
+  workdir = str(tmp_path_factory.mktemp('study'))
+  config = synthetic.get_config('reduced')
+  config.runtime.verbose = False
+  return config, workdir, pz.run_study(config, workdir)
+
+
+@pytest.mark.slow
+def test_reduced_study_transfer_100_beats_the_other_conditions(reduced_study):
+  _, workdir, res = reduced_study
+  cond = {(r['target'], r['condition']): r['rmse_mean']
+          for r in res['summary']}
+  for t in ('valence', 'arousal'):
+    assert cond[(t, 'transfer_100')] < cond[(t, 'no_transfer')], res['table']
+    assert cond[(t, 'transfer_100')] < cond[(t, 'transfer_0')], res['table']
+  for f in ('results.csv', 'results.json', 'models.csv', 'conditions.png',
+            'sweep.png'):
+    assert os.path.exists(os.path.join(workdir, f)), f
+  with open(os.path.join(workdir, 'results.csv')) as f:
+    rows = list(csv.DictReader(f))
+  sweep = {(r['target'], r['sampler'], float(r['fraction']))
+           for r in rows if r['condition'] == 'sweep'}
+  assert sweep == {(t, s, f) for t in ('valence', 'arousal')
+                   for s in ('random', 'mcdue') for f in (0.1, 0.5)}
+
+
+@pytest.mark.slow
+def test_interrupted_study_resumes_to_the_same_results(reduced_study, tmp_path,
+                                                       monkeypatch):
+  config, study_dir, _ = reduced_study
+  config = copy.deepcopy(config)
+  config.pretrain_dir = os.path.join(study_dir, 'pretrain')  # reuse the nets
+  config.personal.subjects = (1,)
+  config.personal.frame_stride = 5
+  config.fractions = (0.5,)
+  config.samplers = ('gsx',)
+  config.finetune.epochs = config.no_transfer.epochs = 2
+  load = pz.load_personal_data
+  data = load(config)  # rendered once for the three runs below
+  monkeypatch.setattr(pz, 'load_personal_data', lambda c: copy.deepcopy(data))
+  full = pz.run_study(config, str(tmp_path / 'full'))
+
+  # Interrupted after 3 chunks (the heads' 2 and one No Transfer net), by an
+  # exception from the callback; then resumed with other chunk sizes.
+  config.runtime.max_models_per_chunk = 5  # 10 heads (joint net): 2 chunks
+  part = str(tmp_path / 'part')
+  seen = []
+
+  def boom(info):
+    seen.append(info['kind'])
+    if len(seen) == 3:
+      raise KeyboardInterrupt
+  with pytest.raises(KeyboardInterrupt):
+    pz.run_study(config, part, on_chunk=boom)
+  assert seen == ['head', 'head', 'full']
+  assert len(os.listdir(os.path.join(part, 'personal'))) == 3
+  config.runtime.max_models_per_chunk = 3
+  with pytest.raises(pz.StudyInterrupted):  # the other way to stop
+    pz.run_study(config, part, max_chunks=0)
+  resumed = pz.run_study(config, part)
+  key = lambda r: (r['target'], r['condition'], r['sampler'], r['subject'],
+                   r['fold'])
+  want = {key(r): r['rmse'] for r in full['models']}
+  got = {key(r): r['rmse'] for r in resumed['models']}
+  assert want.keys() == got.keys() and len(want) == 2 * 5 * 4
+  for k in want:
+    assert abs(want[k] - got[k]) < 1e-5, k
