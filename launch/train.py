@@ -6,6 +6,15 @@
 Started again with the same command, a run resumes from its newest checkpoint.
 A config with `stages` (fer_jax/train/stages.py) runs them in turn, each in
 WORKDIR/<i>_<name>, and resumes in the stage it was stopped in.
+
+Many processes (hosts) run this same command, each with its own process id:
+
+  python launch/train.py ... --distributed=auto          # SLURM, Cloud TPU, k8s
+  python launch/train.py ... --coordinator_address=host0:1234 \
+      --num_processes=2 --process_id=0                   # (and =1 on the other)
+
+On SIGTERM (preemption) every process saves a checkpoint at one agreed step and
+the command exits with status 0 without results.json; run it again to resume.
 """
 import os
 import sys
@@ -18,6 +27,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
                                 lock_config=True)
 flags.DEFINE_string('workdir', None, 'Where checkpoints, logs and results go.')
+flags.DEFINE_enum('distributed', 'none', ['none', 'auto', 'explicit'],
+                  'Start JAX\'s distributed runtime: none (one process; '
+                  'implied explicit if --coordinator_address is set), auto '
+                  '(detect SLURM / Cloud TPU / k8s / Open MPI), explicit.')
+flags.DEFINE_string('coordinator_address', None,
+                    'host:port of process 0\'s coordinator (all processes).')
+flags.DEFINE_integer('num_processes', None, 'Number of processes.')
+flags.DEFINE_integer('process_id', None, 'This process\'s id, 0..num_processes-1.')
 flags.mark_flags_as_required(['config', 'workdir'])
 FLAGS = flags.FLAGS
 
@@ -25,14 +42,24 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
+  from fer_jax.train import distributed
+  distributed.initialize(FLAGS.distributed, FLAGS.coordinator_address,
+                         FLAGS.num_processes, FLAGS.process_id)
   from fer_jax.train.loop import train_and_evaluate
   from fer_jax.train.stages import run_stages
-  if FLAGS.config.get('stages'):
-    by_stage = run_stages(FLAGS.config, FLAGS.workdir)
-    results = {f'{name}/{k}': v for name, r in by_stage.items()
-               for k, v in r.items()}
-  else:
-    results = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    if FLAGS.config.get('stages'):
+      by_stage = run_stages(FLAGS.config, FLAGS.workdir)
+      results = {f'{name}/{k}': v for name, r in by_stage.items()
+                 for k, v in r.items()}
+    else:
+      results = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except distributed.Preempted as e:
+    print(e, flush=True)
+    return
+  import jax
+  if jax.process_index():
+    return
   # Scalars here; the confusion matrix and the rest are in results.json.
   width = max(len(k) for k in results)
   for key, value in sorted(results.items()):

@@ -40,7 +40,7 @@ import numpy as np
 import optax
 
 # Stream tags under a model's key.
-_ORDER, _DROPOUT, _INIT = 1, 2, 3
+_ORDER, _DROPOUT, _INIT, _ROUND = 1, 2, 3, 4
 
 # apply_fn(params, extra, x [B, ...], keys [B] or None, train) -> (pred [B, P],
 # new extra). `extra` holds non-trained state (BatchNorm statistics), or {}.
@@ -154,6 +154,36 @@ def mc_dropout_predict(apply_fn: ApplyFn, params, x, keys, frame_ids=None):
 # ------------------------------------------------------------------- engine
 
 
+def round_key(key: jax.Array, step) -> jax.Array:
+  """The key of step `step`'s stochastic rounding (bf16 parameters only)."""
+  return jax.random.fold_in(jax.random.fold_in(key, _ROUND), step)
+
+
+def apply_updates(params, updates, key: jax.Array):
+  """params + updates; bfloat16 leaves are rounded stochastically.
+
+  With bf16 weights (8 mantissa bits) an SGD update of lr 1e-3 is mostly below
+  half an ulp of the weight, so round-to-nearest drops it and training stalls.
+  Rounding up with probability equal to the remainder keeps every update in
+  expectation, so bf16 parameters, gradients and momentum train like float32.
+  """
+  leaves, treedef = jax.tree.flatten(params)
+  ups = treedef.flatten_up_to(updates)
+  keys = jax.random.split(key, len(leaves))
+  out = []
+  for p, u, k in zip(leaves, ups, keys):
+    if p.dtype != jnp.bfloat16:
+      out.append((p + u).astype(p.dtype))
+      continue
+    x = p.astype(jnp.float32) + u.astype(jnp.float32)
+    bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
+    noise = jax.random.bits(k, x.shape, jnp.uint32) & jnp.uint32(0xFFFF)
+    bits = (bits + noise) & jnp.uint32(0xFFFF0000)  # exact in bf16
+    out.append(jax.lax.bitcast_convert_type(bits, jnp.float32)
+               .astype(jnp.bfloat16))
+  return jax.tree.unflatten(treedef, out)
+
+
 def _where(cond, new, old):
   return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
 
@@ -244,7 +274,8 @@ class BatchedTrainer:
     (loss, extra), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-    new = State(optax.apply_updates(state.params, updates), extra, opt_state)
+    new = State(apply_updates(state.params, updates, round_key(sub.key, t)),
+                extra, opt_state)
     return _where(active, new, state), jnp.where(active, loss, jnp.nan)
 
   def _train_segment(self, state, t0, x, y, sub, orders):
@@ -307,20 +338,20 @@ def reference_train(apply_fn: ApplyFn, tx, recipe: Recipe, params, extra, x, y,
       r = rows[order[j * b:(j + 1) * b]]
       keys = example_keys(key, t, jnp.arange(len(r)))
       params, extra, opt_state, _ = step_fn(params, extra, opt_state, x[r],
-                                            y[r], keys)
+                                            y[r], keys, round_key(key, t))
       t += 1
   return params, extra
 
 
 def make_reference_step(apply_fn: ApplyFn, tx):
   @jax.jit
-  def step(params, extra, opt_state, xb, yb, keys):
+  def step(params, extra, opt_state, xb, yb, keys, rkey):
     def loss_fn(p):
       pred, new_extra = apply_fn(p, extra, xb, keys, True)
       return masked_mse(pred, yb, jnp.ones(xb.shape[0], bool)), new_extra
     (loss, new_extra), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), new_extra, opt_state, loss
+    return apply_updates(params, updates, rkey), new_extra, opt_state, loss
   return step
 
 

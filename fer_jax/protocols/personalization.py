@@ -164,10 +164,20 @@ def load_personal_data(config) -> PersonalData:
     return {k: np.asarray(r.get(k, -1 if k in ('clip', 'frame') else 0))
             for k in fields}
 
-  ds = grain.MapDataset.range(len(source)).map(read).to_iter_dataset(
+  stride, wanted = pc.get('frame_stride', 1), tuple(pc.get('subjects', ()))
+  indices = np.arange(len(source))
+  if hasattr(source, 'video_position') and source.video_position(0):
+    # Known without rendering: skip the frames the study will not keep.
+    pos = np.array([source.video_position(int(i)) for i in indices])
+    keep_idx = np.ones(len(indices), bool)
+    if wanted:
+      keep_idx &= np.isin(pos[:, 0], wanted)
+    if stride > 1:
+      keep_idx &= pos[:, 2] % stride == 0
+    indices = indices[keep_idx]
+  ds = grain.MapDataset.source(indices).map(read).to_iter_dataset(
       grain.ReadOptions(num_threads=config.runtime.get('data_threads', 2),
                         prefetch_buffer_size=64))
-  stride, wanted = pc.get('frame_stride', 1), tuple(pc.get('subjects', ()))
   keep = []
   for r in ds:
     if not r['has_va'] or (wanted and int(r['subject']) not in wanted):
@@ -464,6 +474,15 @@ class _Runner:
         lambda: model.init({'params': jax.random.key(0)},
                            jnp.zeros((1,) + x.shape[1:])))
     self.recipe = _recipe(section, drop_remainder=has_bn)
+    # bfloat16 dense parts: params, grads, momentum, features and compute in
+    # bf16 halve the bytes every step moves (the loss and RMSE stay float32).
+    self.dtype = jnp.dtype(section.get('dtype', 'float32'))
+    if self.dtype != jnp.float32:
+      if kind != 'head':
+        raise ValueError('no_transfer.dtype must be float32; only the dense '
+                         'parts (finetune.dtype) train in reduced precision.')
+      model = model.clone(dtype=self.dtype)
+      x = np.asarray(x).astype(self.dtype)
     apply = ft.head_apply(model) if kind == 'head' else ft.full_apply(model)
     rt = config.runtime
     self.trainer = ft.BatchedTrainer(
@@ -485,7 +504,8 @@ class _Runner:
     their net (heads), or a fresh init from the model's key (whole nets)."""
     if self.kind == 'head':
       heads = ft.stack_trees([n.head for n in self.nets])
-      return jax.tree.map(lambda h: jnp.asarray(h[nets_idx]), heads), {}
+      return jax.tree.map(lambda h: jnp.asarray(h[nets_idx], self.dtype),
+                          heads), {}
     v = self._fresh(ft.model_keys(jax.random.fold_in(self.key, _INIT), ids))
     return v['params'], v.get('batch_stats', {})
 

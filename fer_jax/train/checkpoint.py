@@ -3,6 +3,10 @@
 Orbax writes each checkpoint into a temporary directory and renames it when
 complete, so a run killed mid-save leaves the previous checkpoints intact and
 the half-written one is ignored (and cleaned up) on restart.
+
+With several processes every one of them calls every save and restore (Orbax
+coordinates them; each writes its own shards, process 0 the metadata), so the
+directory must be on a file system (or gs:// bucket) that all of them see.
 """
 import os
 from typing import Optional
@@ -12,25 +16,48 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 
+class _Manager(ocp.CheckpointManager):
+  """A CheckpointManager that leaves JAX's preemption sync point to the loop.
+
+  Orbax asks `reached_preemption(step)` itself, also from its background
+  finalize thread with the step of an older save; each call sets this
+  process's step counter in the sync protocol, so a late one could move it
+  back and make the processes miss the agreed step. The loop
+  (distributed.Preemption) is the one caller and saves with force=True there.
+  """
+
+  def reached_preemption(self, step: int) -> bool:
+    del step
+    return False
+
+
+def _barrier_prefix(name: str):
+  # Both managers may save the same step at once; with several processes their
+  # barriers (e.g. `_async_write_complete.<step>`) need distinct names.
+  return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
+
+
 class Checkpoints:
   """`latest/` keeps the newest `keep` states; `best/` the best `keep_best`."""
 
   def __init__(self, workdir: str, keep: int = 2, best_metric: Optional[str] = None,
                best_mode: str = 'min', keep_best: int = 1):
     workdir = os.path.abspath(workdir)
-    self.latest = ocp.CheckpointManager(
+    self.latest = _Manager(
         os.path.join(workdir, 'checkpoints', 'latest'),
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                             cleanup_tmp_directories=True))
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=True, cleanup_tmp_directories=True,
+            multiprocessing_options=_barrier_prefix('latest')))
     self.best_metric = best_metric
     self.best = None
     if best_metric:
-      self.best = ocp.CheckpointManager(
+      self.best = _Manager(
           os.path.join(workdir, 'checkpoints', 'best'),
           options=ocp.CheckpointManagerOptions(
               max_to_keep=keep_best, create=True, cleanup_tmp_directories=True,
               best_fn=lambda m: m[best_metric], best_mode=best_mode,
-              keep_checkpoints_without_metrics=False))
+              keep_checkpoints_without_metrics=False,
+              multiprocessing_options=_barrier_prefix('best')))
 
   def save(self, step: int, state, force: bool = False):
     self.latest.save(step, args=ocp.args.StandardSave(state), force=force)

@@ -24,6 +24,7 @@ from fer_jax.models import get_model
 from fer_jax.tasks import get_task
 from fer_jax.train import callbacks as callbacks_lib
 from fer_jax.train import checkpoint as ckpt_lib
+from fer_jax.train import distributed
 from fer_jax.train import mesh as mesh_lib
 from fer_jax.train import optim
 from fer_jax.train.logging import MetricLog, write_json
@@ -150,7 +151,16 @@ class Trainer:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains (or resumes) the run of `config` in `workdir`; returns final metrics."""
+  """Trains (or resumes) the run of `config` in `workdir`; returns final metrics.
+
+  On SIGTERM every process saves a checkpoint at one agreed step and this
+  raises `distributed.Preempted` (no results.json): run it again to resume.
+  """
+  with distributed.Preemption() as preemption:
+    return _train_and_evaluate(config, workdir, preemption)
+
+
+def _train_and_evaluate(config, workdir, preemption) -> dict:
   check_workdir_config(config, workdir)
   t = Trainer(config, workdir)
   best_metric, best_mode = config.get('best_metric') or t.task.primary_metric[0], (
@@ -178,6 +188,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   pending = []
   cbs = callbacks_lib.from_config(config, workdir, best_metric, best_mode)
   cbs.restore(start)
+  preemption.reached(start)  # the preemption sync point counts from here
   for step in range(start + 1, t.total_steps + 1):
     if cbs.stopped:  # a resumed run that had already stopped early
       break
@@ -204,6 +215,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if cbs.stopped:
       print(f'Early stopping at step {step}.', flush=True)
       break
+    if preemption.reached(step):  # every process, every step (SIGTERM)
+      if ckpts.latest_step() != step:
+        ckpts.save(step, state, force=True)
+      ckpts.wait()
+      progress.close()
+      log.close()
+      ckpts.close()
+      print(f'Preempted: saved step {step}.', flush=True)
+      raise distributed.Preempted(step)
   progress.close()
   ckpts.wait()
   state = cbs.on_train_end(state, ckpts)

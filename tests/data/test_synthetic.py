@@ -328,3 +328,12 @@ def test_subjects_show_affect_differently():
   assert cross > 2.5 * own, (own, cross)
   styles = {source_lib.subject_profile(src.spec, 0, s)[1].styles for s in fits}
   assert len(styles) > 5
+
+
+def test_video_position_matches_the_rendered_record():
+  src = SyntheticSource('amigos_like', 'validation', image_size=16)
+  for i in (0, 99, 100, 517, len(src) - 1):
+    r = src[i]
+    assert src.video_position(i) == (int(r['subject']), int(r['clip']),
+                                     int(r['frame']))
+  assert SyntheticSource('sfew_like', 'train', image_size=16).video_position(0) is None

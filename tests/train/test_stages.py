@@ -143,3 +143,46 @@ def test_001_configs_chain_the_papers_stages(arg, tmp_path):
     assert last.data.image_size == (224 if 'vgg' in arg else 227)
   with pytest.raises(ValueError, match='Unknown arguments'):
     cascade_001.get_config('cascade,alexnett')
+
+
+@pytest.mark.parametrize('arg', ['mobilenet_v2', 'inception_v3',
+                                 'resnet50_v2'])
+def test_004_configs_freeze_then_unfreeze(arg, tmp_path):
+  from configs.transfer import zaitouny_004
+  c = zaitouny_004.get_config(arg)
+  (n0, _, frozen), (n1, d1, unfreeze) = stages_lib.stage_configs(
+      c, str(tmp_path))
+  assert (n0, n1) == ('frozen', 'unfreeze')
+  assert frozen.trainable == 'head' and frozen.optim.learning_rate == 1e-4
+  assert frozen.callbacks.early_stopping.patience > 0
+  assert unfreeze.trainable == 'last:56'
+  assert unfreeze.optim.learning_rate == 1e-5 and unfreeze.num_epochs == 25
+  assert not unfreeze.callbacks  # best checkpoint only
+  assert frozen.model.head == 'zaitouny' and frozen.data.augment.rotation == 45
+
+
+def test_004_reduced_runs_and_unfreezes_only_the_last_layers(tmp_path):
+  from configs.transfer import zaitouny_004
+  from fer_jax.models import get_model
+  c = zaitouny_004.get_config('reduced')
+  c.data.train_records, c.data.eval_records = 128, 64
+  c.log_every_steps = c.eval_every_steps = c.checkpoint_every_steps = 4
+  wd = str(tmp_path / 'run')
+  results = stages_lib.run_stages(c, wd)
+  assert list(results) == ['base', 'frozen', 'unfreeze']
+  _, frozen = ckpt_lib.load_numpy(os.path.join(wd, '1_frozen'), 'best')
+  _, last = ckpt_lib.load_numpy(os.path.join(wd, '2_unfreeze'), 'latest')
+  model = get_model('small_cnn', num_outputs=7, widths=(16, 32, 64),
+                    hidden=128)
+  order = partition.layer_order(model, np.zeros((1, 48, 48, 1), np.float32))
+  moved = [name for name in order
+           if not _equal(partition.unflatten({tuple(k.split('/')): v for k, v in
+                                              _flat(last['params']).items()
+                                              if k.startswith(name + '/')}),
+                         partition.unflatten({tuple(k.split('/')): v for k, v in
+                                              _flat(frozen['params']).items()
+                                              if k.startswith(name + '/')}))]
+  # 'last:2': the head and the last 2 layers of the base, as Keras' unfreeze.
+  base = [n for n in order if n.startswith('features/')]
+  heads = [n for n in order if n.startswith('head/')]
+  assert set(moved) == set(base[-2:]) | set(heads), (moved, order)

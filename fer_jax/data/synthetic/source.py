@@ -112,6 +112,15 @@ def _clip_pose(base: face.Pose, clip_rng, t: float) -> face.Pose:
                              roll=base.roll + 0.06 * w(1), tx=base.tx + 0.02 * w(2))
 
 
+def _video_position(spec: PresetSpec, split: str, index: int):
+  """(subject, clip, frame) of record `index` of a video preset."""
+  lo, hi = _subject_range(spec, split)
+  local_clip, frame = divmod(index, spec.frames_per_clip)
+  clip = sum(spec.clips(s) for s in SPLITS[:SPLITS.index(split)]) + local_clip
+  subject = lo + (clip if not spec.disjoint_subjects else local_clip) % (hi - lo)
+  return subject, clip, frame
+
+
 def make_record(spec: PresetSpec, split: str, index: int, image_size: int,
                 channels: int, seed: int = 0, all_labels: bool = False
                 ) -> Dict[str, Any]:
@@ -122,9 +131,7 @@ def make_record(spec: PresetSpec, split: str, index: int, image_size: int,
   lo, hi = _subject_range(spec, split)
   wild = spec.domain == 'wild'
   if spec.kind == 'video':
-    local_clip, frame = divmod(index, spec.frames_per_clip)
-    clip = sum(spec.clips(s) for s in SPLITS[:split_id]) + local_clip
-    subject = lo + (clip if not spec.disjoint_subjects else local_clip) % (hi - lo)
+    subject, clip, frame = _video_position(spec, split, index)
     identity, style = subject_profile(spec, seed, subject)
     clip_rng = np.random.default_rng([seed, pkey, _CLIP, clip])
     pose = scene = None
@@ -208,6 +215,13 @@ class SyntheticSource:
       raise IndexError(f'index {i} out of range for {self!r} of length {len(self)}')
     return make_record(self.spec, self.split, i, self.image_size, self.channels,
                        self.seed, self.all_labels)
+
+  def video_position(self, index: int):
+    """(subject, clip, frame) of a video record without rendering it (None
+    for stills), so a protocol can pick frames before paying for them."""
+    if self.spec.kind != 'video':
+      return None
+    return _video_position(self.spec, self.split, operator.index(index))
 
   def __repr__(self):
     return (f'SyntheticSource({self.spec.name!r}, {self.split!r}, '
