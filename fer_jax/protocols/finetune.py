@@ -153,6 +153,15 @@ def mc_dropout_predict(apply_fn: ApplyFn, params, x, keys, frame_ids=None):
 
 # ------------------------------------------------------------------- engine
 
+MODEL_AXIS = 'model'
+
+
+def model_mesh(devices=None) -> jax.sharding.Mesh:
+  """A 1-D mesh over `devices` (default: all) whose axis splits the models."""
+  devices = np.asarray(jax.devices() if devices is None else devices)
+  return jax.sharding.Mesh(devices, (MODEL_AXIS,),
+                           axis_types=(jax.sharding.AxisType.Auto,))
+
 
 def round_key(key: jax.Array, step) -> jax.Array:
   """The key of step `step`'s stochastic rounding (bf16 parameters only)."""
@@ -215,16 +224,31 @@ class BatchedTrainer:
 
   def __init__(self, apply_fn: ApplyFn, tx: optax.GradientTransformation,
                recipe: Recipe, segment_steps: int = 64, map_batch: int = 0,
-               unroll: bool = False):
+               unroll: bool = False, mesh: Optional[jax.sharding.Mesh] = None):
     """map_batch: 0 vmaps all models of a chunk at once; k > 0 runs them k at a
     time (`lax.map(..., batch_size=k)`) inside the same jitted call. Same
     results, less memory.
     unroll: unroll the scan over a segment's steps. XLA:CPU runs convolutions
     inside a loop body ~10x slower than outside one (jax-ml/jax#12868), so
-    whole nets on a CPU want unroll=True, a short segment and map_batch=0."""
+    whole nets on a CPU want unroll=True, a short segment and map_batch=0.
+    mesh: a 1-D mesh (axis 'model', see `model_mesh`): the stacked models are
+    split over its devices, the shared data replicated, so each device trains
+    its own share with no communication; chunks must be a multiple of its size."""
     self.apply_fn, self.tx, self.recipe = apply_fn, tx, recipe
     self.segment_steps, self.map_batch = segment_steps, map_batch
     self.unroll = unroll
+    self.mesh = mesh
+    if mesh is None:
+      shard = lambda *a, **k: {}  # noqa: E731
+    else:
+      models = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(
+          MODEL_AXIS))
+      repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+      def shard(ins, outs):
+        pick = lambda f: {'m': models, 'r': repl}[f]  # noqa: E731
+        return dict(in_shardings=tuple(pick(f) for f in ins),
+                    out_shardings=tuple(pick(f) for f in outs)
+                    if isinstance(outs, tuple) else pick(outs))
 
     def segment(state, t0, x, y, sub, orders):
       one = lambda s, sb, o: self._train_segment(s, t0, x, y, sb, o)  # noqa: E731
@@ -234,15 +258,17 @@ class BatchedTrainer:
       one = lambda *a: self._eval_one(*a[:2], x, y, *a[2:])  # noqa: E731
       return self._map(one, params, extra, rows, valid, x_off, y_off)
 
-    self._segment = jax.jit(segment, donate_argnums=0)
-    self._eval = jax.jit(evaluate)
-    self._init = jax.jit(jax.vmap(self._init_one))
+    # 'm': split along the model axis, 'r': replicated (shared data, t0).
+    self._segment = jax.jit(segment, donate_argnums=0,
+                            **shard('mrrrmm', ('m', 'm')))
+    self._eval = jax.jit(evaluate, **shard('mmrrmmmm', ('m', 'm', 'm')))
+    self._init = jax.jit(jax.vmap(self._init_one), **shard('mm', 'm'))
     # Sorting is slow next to a small head's step: one order per epoch, made
     # once per chunk, not one per step.
     self._orders = jax.jit(jax.vmap(
         lambda key, n, n_pad: jax.vmap(
             lambda e: epoch_order(key, e, n, n_pad))(jnp.arange(recipe.epochs)),
-        in_axes=(0, 0, None)), static_argnums=2)
+        in_axes=(0, 0, None)), static_argnums=2, **shard('mm', 'm'))
 
   def _map(self, fn, *args):
     if self.map_batch:

@@ -485,10 +485,15 @@ class _Runner:
       x = np.asarray(x).astype(self.dtype)
     apply = ft.head_apply(model) if kind == 'head' else ft.full_apply(model)
     rt = config.runtime
+    # Several devices: each trains its share of a chunk's models (no
+    # communication); chunks are then a multiple of the device count.
+    self.mesh = (ft.model_mesh() if jax.device_count() > 1
+                 and rt.get('shard_models', True) else None)
     self.trainer = ft.BatchedTrainer(
         apply, _make_tx(section), self.recipe,
         rt.get(f'{kind}_segment_steps', rt.segment_steps),
-        rt.get(f'{kind}_map_batch', 0), rt.get(f'{kind}_unroll', False))
+        rt.get(f'{kind}_map_batch', 0), rt.get(f'{kind}_unroll', False),
+        mesh=self.mesh)
     self.x, self.y = jnp.asarray(x), jnp.asarray(y)
     # Model i reads rows x[net_i * x_block + r] and y[net_i * y_block + r].
     self.x_block, self.y_block = x_block, y_block
@@ -537,11 +542,13 @@ class _Runner:
     if not todo:
       return
     per_model = self.per_model_bytes(n_pad, test_pad)
-    shared = ft.tree_bytes((self.x, self.y))
+    shared = ft.tree_bytes((self.x, self.y))  # replicated on every device
     budget = ft.memory_budget(rt.memory_budget_mb * 2**20) - shared
-    m = ft.chunk_size(per_model, max(budget, per_model), len(ids_all),
+    devices = self.mesh.size if self.mesh is not None else 1
+    m = ft.chunk_size(per_model, max(budget, per_model) * devices, len(ids_all),
                       rt.get(f'{self.kind}_max_models_per_chunk', 0)
                       or rt.get('max_models_per_chunk', 0))
+    m = -(-m // devices) * devices  # whole models per device
     # Chunks are cut from the sorted list of ALL the kind's models, so a resumed
     # study trains the same chunks as an uninterrupted one.
     order = sorted(ids_all, key=lambda i: (-len(plan.train[i]), i))
