@@ -1,13 +1,12 @@
 """001's cascade: killed in stage 2 it resumes to the same parameters, and on
 the synthetic presets it beats direct fine-tuning on the small wild set."""
 import os
-import signal
 import subprocess
-import time
 
 import pytest
 
-from tests.train.test_loop import ROOT, _assert_trees_close, _env, _final_params
+from tests.train.test_loop import (ROOT, _assert_trees_close, _env,
+                                   _final_params, _sigkill_after_checkpoint)
 
 STAGES = os.path.join(ROOT, 'tests', 'train', 'tiny_stages_config.py')
 
@@ -24,17 +23,8 @@ def test_cascade_sigkilled_in_stage_two_resumes_to_the_same_params(tmp_path):
   run = tmp_path / 'run'
   proc = subprocess.Popen(_cmd(run), env=_env(), stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
-  latest = run / '1_small' / 'checkpoints' / 'latest'
-  deadline = time.time() + 300
-  while time.time() < deadline:
-    done = ([d for d in latest.iterdir() if d.name.isdigit()]
-            if latest.exists() else [])
-    if any(int(d.name) >= 6 for d in done):
-      break
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  killed_at = max(int(d.name) for d in latest.iterdir() if d.name.isdigit())
+  killed_at = _sigkill_after_checkpoint(
+      proc, run / '1_small' / 'checkpoints' / 'latest', 6)
   assert killed_at < 30, 'stage 2 finished before it could be killed'
   out = subprocess.run(_cmd(run), env=_env(), check=True, capture_output=True,
                        text=True)

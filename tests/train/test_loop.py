@@ -45,6 +45,20 @@ def _assert_trees_close(a, b, atol):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0)
 
 
+def _sigkill_after_checkpoint(proc, latest, min_step: int) -> int:
+  """SIGKILLs `proc` once `latest` holds a checkpoint >= min_step; returns
+  the newest checkpoint step left behind."""
+  deadline = time.time() + 300
+  while time.time() < deadline:
+    done = [d for d in latest.iterdir() if d.name.isdigit()] if latest.exists() else []
+    if any(int(d.name) >= min_step for d in done):
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  return max(int(d.name) for d in latest.iterdir() if d.name.isdigit())
+
+
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
   steps = ['--config.total_steps=60', '--config.checkpoint_every_steps=3']
   ref = tmp_path / 'ref'
@@ -53,17 +67,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
   run = tmp_path / 'run'
   proc = subprocess.Popen(_cmd(run, *steps), env=_env(), stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
-  latest = run / 'checkpoints' / 'latest'
-  deadline = time.time() + 300
-  # Kill it once a checkpoint past the start exists but before the run ends.
-  while time.time() < deadline:
-    done = [d for d in latest.iterdir() if d.name.isdigit()] if latest.exists() else []
-    if any(int(d.name) >= 6 for d in done):
-      break
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  killed_at = max(int(d.name) for d in latest.iterdir() if d.name.isdigit())
+  killed_at = _sigkill_after_checkpoint(proc, run / 'checkpoints' / 'latest', 6)
   assert killed_at < 60, 'the run finished before it could be killed'
 
   out = subprocess.run(_cmd(run, *steps), env=_env(), check=True,
