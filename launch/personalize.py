@@ -7,6 +7,16 @@ Pre-trains the nets, fine-tunes every personal model in batched chunks, prints
 the table of the three conditions and writes results.csv, results.json,
 models.csv, conditions.png (Fig. 5) and sweep.png (Fig. 6) to the workdir.
 Started again with the same command, a study resumes where it stopped.
+
+Many processes (hosts) run this same command, each with its own process id, as
+for launch/train.py; the personal models are split over the devices of all of
+them, and process 0 alone prints and writes the results:
+
+  python launch/personalize.py ... --distributed=auto    # SLURM, Cloud TPU, k8s
+  python launch/personalize.py ... --coordinator_address=host0:1234 \
+      --num_processes=2 --process_id=0                   # (and =1 on the other)
+
+The workdir must then be on a file system all hosts see.
 """
 import os
 import sys
@@ -19,6 +29,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 config_flags.DEFINE_config_file('config', None, 'Study config file.',
                                 lock_config=True)
 flags.DEFINE_string('workdir', None, 'Where the study writes everything.')
+flags.DEFINE_enum('distributed', 'none', ['none', 'auto', 'explicit'],
+                  'Start JAX\'s distributed runtime: none (one process; '
+                  'implied explicit if --coordinator_address is set), auto '
+                  '(detect SLURM / Cloud TPU / k8s / Open MPI), explicit.')
+flags.DEFINE_string('coordinator_address', None,
+                    'host:port of process 0\'s coordinator (all processes).')
+flags.DEFINE_integer('num_processes', None, 'Number of processes.')
+flags.DEFINE_integer('process_id', None, 'This process\'s id, 0..num_processes-1.')
 flags.mark_flags_as_required(['config', 'workdir'])
 FLAGS = flags.FLAGS
 
@@ -27,8 +45,14 @@ def main(argv):
   del argv
   if not FLAGS['verbosity'].present:  # orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
+  from fer_jax.train import distributed
+  distributed.initialize(FLAGS.distributed, FLAGS.coordinator_address,
+                         FLAGS.num_processes, FLAGS.process_id)
   from fer_jax.protocols.personalization import run_study
-  run_study(FLAGS.config, FLAGS.workdir)
+  try:
+    run_study(FLAGS.config, FLAGS.workdir)
+  except distributed.Preempted as e:  # SIGTERM while pre-training
+    print(e, flush=True)
 
 
 if __name__ == '__main__':

@@ -5,7 +5,9 @@
 
 Started again with the same command, a run resumes from its newest checkpoint.
 A config with `stages` (fer_jax/train/stages.py) runs them in turn, each in
-WORKDIR/<i>_<name>, and resumes in the stage it was stopped in.
+WORKDIR/<i>_<name>, and resumes in the stage it was stopped in. A config with
+`kfold.num_folds` > 1 trains every fold in WORKDIR/fold_<k> and writes the mean
+and spread over folds to WORKDIR/kfold_results.json.
 
 Many processes (hosts) run this same command, each with its own process id:
 
@@ -46,9 +48,12 @@ def main(argv):
   distributed.initialize(FLAGS.distributed, FLAGS.coordinator_address,
                          FLAGS.num_processes, FLAGS.process_id)
   from fer_jax.train.loop import train_and_evaluate
+  from fer_jax.protocols import kfold_cv
   from fer_jax.train.stages import run_stages
   try:
-    if FLAGS.config.get('stages'):
+    if kfold_cv.num_folds(FLAGS.config) > 1:
+      results = kfold_cv.run_from_config(FLAGS.config, FLAGS.workdir)['mean']
+    elif FLAGS.config.get('stages'):
       by_stage = run_stages(FLAGS.config, FLAGS.workdir)
       results = {f'{name}/{k}': v for name, r in by_stage.items()
                  for k, v in r.items()}
@@ -66,7 +71,9 @@ def main(argv):
     if isinstance(value, (int, float)) and value is not None:
       print(f'{key:<{width}}  {value:.4f}' if isinstance(value, float) else
             f'{key:<{width}}  {value}')
-  print(f'All results: {os.path.join(FLAGS.workdir, "results.json")}')
+  print('All results: ' + os.path.join(FLAGS.workdir, 'kfold_results.json' if
+                                       kfold_cv.num_folds(FLAGS.config) > 1
+                                       else 'results.json'))
 
 
 if __name__ == '__main__':

@@ -84,9 +84,14 @@ def study_config(pretrain: ml_collections.ConfigDict, image_size: int
   # *_map_batch 0 vmaps a whole chunk, k > 0 maps over its models k at a time
   # inside the jitted call; *_unroll unrolls the scan over a segment's
   # *_segment_steps steps (XLA:CPU runs convs in loops slowly).
+  # shard_models: with several devices (of one process, or of all processes of
+  # a multi-host run, launch/personalize.py --coordinator_address / --distributed)
+  # split every chunk's models over all of them; chunks are then sized by their
+  # memory together and a multiple of their count. memory_budget_mb is per
+  # device, used where a device reports no memory limit (CPU).
   c.runtime = dict(memory_budget_mb=1024, max_models_per_chunk=0,
                    head_max_models_per_chunk=0, full_max_models_per_chunk=0,
                    segment_steps=25, feature_batch=256, data_threads=2,
                    head_map_batch=0, full_map_batch=0, full_unroll=False,
-                   full_segment_steps=25, verbose=True)
+                   full_segment_steps=25, shard_models=True, verbose=True)
   return c

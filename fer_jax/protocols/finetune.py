@@ -27,6 +27,14 @@ A model's keys come from fold_in(study key, model id): batched == alone.
 
 Chunks: `chunk_size` fits as many models as a memory budget allows (params,
 grads, optimiser slots and activations per model, estimated analytically).
+
+Devices and hosts: with a mesh (`model_mesh`, over every device of every
+process once `jax.distributed` is up) the stacked models are split along its
+'model' axis and the shared data replicated. `stack_on_mesh` builds a chunk's
+per-model arrays from each device's own share only (no process holds the whole
+grid), `replicate` puts the shared data on every device, and `to_host` gathers
+per-model results to every process (`process_allgather`), outside the compiled
+steps, which hold no collective.
 """
 import dataclasses
 import functools
@@ -38,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 
 # Stream tags under a model's key.
 _ORDER, _DROPOUT, _INIT, _ROUND = 1, 2, 3, 4
@@ -157,10 +166,104 @@ MODEL_AXIS = 'model'
 
 
 def model_mesh(devices=None) -> jax.sharding.Mesh:
-  """A 1-D mesh over `devices` (default: all) whose axis splits the models."""
+  """A 1-D mesh over `devices` (default: all, of every process) whose axis
+  splits the models."""
   devices = np.asarray(jax.devices() if devices is None else devices)
   return jax.sharding.Mesh(devices, (MODEL_AXIS,),
                            axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def model_sharding(mesh: Optional[jax.sharding.Mesh]):
+  """Leading (model) axis split over `mesh`; None without a mesh."""
+  if mesh is None:
+    return None
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(MODEL_AXIS))
+
+
+def device_slots(mesh: jax.sharding.Mesh, m: int):
+  """[(device, chunk slots it holds)] for this process's devices of `mesh`, for
+  a chunk of m stacked models split along the model axis."""
+  index = model_sharding(mesh).addressable_devices_indices_map((m,))
+  return [(d, np.arange(m)[idx[0]]) for d, idx in index.items()]
+
+
+def stack_on_mesh(mesh: Optional[jax.sharding.Mesh], m: int, build):
+  """A chunk's stacked per-model arrays [m, ...], split along the model axis of
+  `mesh`, of which this process builds only its own devices' share.
+
+  build(slots) -> a tree of host (numpy) arrays [len(slots), ...] for the
+  chunk slots `slots`; it is called once per device of this process, so no
+  more than one device's share is built at a time. Without a mesh:
+  build(arange(m)) on the default device.
+  """
+  if mesh is None:
+    return jax.tree.map(jnp.asarray, build(np.arange(m)))
+  sharding = model_sharding(mesh)
+  per_device = [jax.device_put(build(slots), d)
+                for d, slots in device_slots(mesh, m)]
+  return jax.tree.map(
+      lambda *shards: jax.make_array_from_single_device_arrays(
+          (m,) + shards[0].shape[1:], sharding, list(shards)), *per_device)
+
+
+def _spec(flag: str):
+  """'m': split along the model axis; 'r': replicated."""
+  return {'m': jax.sharding.PartitionSpec(MODEL_AXIS),
+          'r': jax.sharding.PartitionSpec()}[flag]
+
+
+def _out_specs(outs, f=_spec):
+  return tuple(f(o) for o in outs) if isinstance(outs, tuple) else f(outs)
+
+
+def _jit_shardings(mesh, ins: str, outs) -> dict:
+  if mesh is None:
+    return {}
+  named = lambda flag: jax.sharding.NamedSharding(mesh, _spec(flag))  # noqa: E731
+  return dict(in_shardings=tuple(named(f) for f in ins),
+              out_shardings=_out_specs(outs, named))
+
+
+def per_device(fn, mesh: Optional[jax.sharding.Mesh], ins: str, outs,
+               jit: bool = True, **jit_kwargs):
+  """`fn` run by every device of `mesh` on its own share: the arguments /
+  outputs flagged 'm' in `ins` (one letter per argument) / `outs` (a letter, or
+  a tuple of them) are split along the model axis, 'r' replicated.
+  `jax.shard_map`, so the compiled program holds no collective whatever the
+  ops (the SPMD partitioner all-gathers a vmapped conv's grouped kernels, for
+  one). jit=False: not jitted (to call inside a jitted function). Without a
+  mesh: `fn`, jitted."""
+  if mesh is not None:
+    fn = jax.shard_map(fn, mesh=mesh, in_specs=tuple(_spec(f) for f in ins),
+                       out_specs=_out_specs(outs), check_vma=False)
+  if not jit:
+    return fn
+  return jax.jit(fn, **_jit_shardings(mesh, ins, outs), **jit_kwargs)
+
+
+def replicate(mesh: Optional[jax.sharding.Mesh], x):
+  """`x` (a host array, the same on every process) on every device of `mesh`
+  (the default device without one)."""
+  if mesh is None:
+    return jnp.asarray(x)
+  x = np.asarray(x)
+  repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  return jax.make_array_from_callback(x.shape, repl, lambda idx: x[idx])
+
+
+def to_host(tree):
+  """numpy copies of a tree of arrays, whole on every process: arrays whose
+  shards live on several processes are all-gathered (`process_allgather`;
+  every process must call this at the same point)."""
+  leaves, treedef = jax.tree.flatten(tree)
+  far = [i for i, a in enumerate(leaves)
+         if isinstance(a, jax.Array) and not a.is_fully_addressable]
+  out = [np.asarray(a) if i not in far else None for i, a in enumerate(leaves)]
+  if far:
+    got = multihost_utils.process_allgather([leaves[i] for i in far], tiled=True)
+    for i, a in zip(far, got):
+      out[i] = np.asarray(a)
+  return jax.tree.unflatten(treedef, out)
 
 
 def round_key(key: jax.Array, step) -> jax.Array:
@@ -232,23 +335,16 @@ class BatchedTrainer:
     inside a loop body ~10x slower than outside one (jax-ml/jax#12868), so
     whole nets on a CPU want unroll=True, a short segment and map_batch=0.
     mesh: a 1-D mesh (axis 'model', see `model_mesh`): the stacked models are
-    split over its devices, the shared data replicated, so each device trains
-    its own share with no communication; chunks must be a multiple of its size."""
+    split over its devices, the shared data replicated, and each device runs
+    the vmapped code on its own share (`per_device`: shard_map), so the
+    compiled programs hold no communication; chunks must be a multiple of its
+    size."""
     self.apply_fn, self.tx, self.recipe = apply_fn, tx, recipe
     self.segment_steps, self.map_batch = segment_steps, map_batch
     self.unroll = unroll
+    # With a mesh over several processes, build the inputs with
+    # `stack_on_mesh` / `replicate`; results come back whole on every process.
     self.mesh = mesh
-    if mesh is None:
-      shard = lambda *a, **k: {}  # noqa: E731
-    else:
-      models = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(
-          MODEL_AXIS))
-      repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-      def shard(ins, outs):
-        pick = lambda f: {'m': models, 'r': repl}[f]  # noqa: E731
-        return dict(in_shardings=tuple(pick(f) for f in ins),
-                    out_shardings=tuple(pick(f) for f in outs)
-                    if isinstance(outs, tuple) else pick(outs))
 
     def segment(state, t0, x, y, sub, orders):
       one = lambda s, sb, o: self._train_segment(s, t0, x, y, sb, o)  # noqa: E731
@@ -258,17 +354,25 @@ class BatchedTrainer:
       one = lambda *a: self._eval_one(*a[:2], x, y, *a[2:])  # noqa: E731
       return self._map(one, params, extra, rows, valid, x_off, y_off)
 
+    def orders(key, n, n_pad):
+      return per_device(jax.vmap(lambda k, m: jax.vmap(
+          lambda e: epoch_order(k, e, m, n_pad))(jnp.arange(recipe.epochs))),
+                        mesh, 'mm', 'm', jit=False)(key, n)
+
     # 'm': split along the model axis, 'r': replicated (shared data, t0).
-    self._segment = jax.jit(segment, donate_argnums=0,
-                            **shard('mrrrmm', ('m', 'm')))
-    self._eval = jax.jit(evaluate, **shard('mmrrmmmm', ('m', 'm', 'm')))
-    self._init = jax.jit(jax.vmap(self._init_one), **shard('mm', 'm'))
+    self._segment = per_device(segment, mesh, 'mrrrmm', ('m', 'm'),
+                               donate_argnums=0)
+    self._eval = per_device(evaluate, mesh, 'mmrrmmmm', ('m', 'm', 'm'))
+    self._init = per_device(jax.vmap(self._init_one), mesh, 'mm', 'm')
     # Sorting is slow next to a small head's step: one order per epoch, made
     # once per chunk, not one per step.
-    self._orders = jax.jit(jax.vmap(
-        lambda key, n, n_pad: jax.vmap(
-            lambda e: epoch_order(key, e, n, n_pad))(jnp.arange(recipe.epochs)),
-        in_axes=(0, 0, None)), static_argnums=2, **shard('mm', 'm'))
+    self._orders = jax.jit(orders, static_argnums=2,
+                           **_jit_shardings(mesh, 'mm', 'm'))
+    # Each model's last loss, kept on its device across segments (no host sync
+    # per segment, nothing gathered until the chunk ends).
+    self._no_loss = per_device(
+        lambda n: jnp.full(n.shape, jnp.nan, jnp.float32), mesh, 'm', 'm')
+    self._last_loss = per_device(_last_loss, mesh, 'mm', 'm')
 
   def _map(self, fn, *args):
     if self.map_batch:
@@ -322,24 +426,29 @@ class BatchedTrainer:
     return self._init(params, extra)
 
   def train(self, state: State, x, y, sub: Subsets) -> Tuple[State, np.ndarray]:
-    """Runs every model of the chunk to its last step; returns (state, last loss)."""
-    total = int(np.max(self.recipe.total_steps(np.asarray(sub.n))))
-    last = np.full((np.shape(sub.n)[0],), np.nan, np.float32)
+    """Runs every model of the chunk to its last step; returns (state, last
+    loss [M], numpy, whole on every process)."""
+    total = int(np.max(self.recipe.total_steps(to_host(sub.n))))
+    last = self._no_loss(sub.n)
     orders = self._orders(sub.key, sub.n, sub.rows.shape[1])
     for t0 in range(0, total, self.segment_steps):
       state, losses = self._segment(state, jnp.int32(t0), x, y, sub, orders)
-      losses = np.asarray(losses)
-      seen = ~np.isnan(losses)
-      idx = np.where(seen.any(1), seen.shape[1] - 1 - np.argmax(seen[:, ::-1], 1),
-                     -1)
-      last = np.where(idx >= 0, losses[np.arange(len(idx)), idx], last)
-    return state, last
+      last = self._last_loss(last, losses)
+    return state, to_host(last)
 
   def evaluate(self, state: State, x, y, rows, valid, x_off, y_off):
-    """Per model: (sum of squared errors [M, P], count [M], predictions)."""
-    sse, cnt, pred = self._eval(state.params, state.extra, x, y, rows, valid,
-                                x_off, y_off)
-    return np.asarray(sse), np.asarray(cnt), np.asarray(pred)
+    """Per model: (sum of squared errors [M, P], count [M], predictions), numpy,
+    whole on every process."""
+    return tuple(to_host(self._eval(state.params, state.extra, x, y, rows,
+                                    valid, x_off, y_off)))
+
+
+def _last_loss(last, losses):
+  """The last non-NaN loss of each row of `losses` [M, T] (else `last` [M])."""
+  seen = ~jnp.isnan(losses)
+  idx = losses.shape[1] - 1 - jnp.argmax(seen[:, ::-1], axis=1)
+  val = jnp.take_along_axis(losses, idx[:, None], axis=1)[:, 0]
+  return jnp.where(seen.any(axis=1), val, last)
 
 
 # ------------------------------------------------------- one model, plainly
@@ -422,13 +531,22 @@ def bytes_per_model(params, opt_state, extra, batch_size: int, x_elems: int,
 
 
 def memory_budget(cpu_budget_bytes: int, fraction: float = 0.5) -> int:
-  """Bytes to spend on a chunk: a fraction of the accelerator's memory limit,
-  or `cpu_budget_bytes` where the device reports none (CPU)."""
-  stats = jax.devices()[0].memory_stats() or {}
-  limit = stats.get('bytes_limit')
-  if not limit:
-    return int(cpu_budget_bytes)
-  return int(fraction * (limit - stats.get('bytes_in_use', 0)))
+  """Bytes to spend on a chunk per device: a fraction of the accelerator's free
+  memory, or `cpu_budget_bytes` where a device reports none (CPU); the smallest
+  over this process's devices and, with several processes, over all of them
+  (an all-gather: every process must call it, and all size the same chunks)."""
+  budgets = []
+  for d in jax.local_devices():
+    stats = d.memory_stats() or {}
+    limit = stats.get('bytes_limit')
+    budgets.append(int(fraction * (limit - stats.get('bytes_in_use', 0)))
+                   if limit else int(cpu_budget_bytes))
+  budget = min(budgets)
+  if jax.process_count() > 1:  # in KiB: int32 on the wire
+    kib = multihost_utils.process_allgather(np.int32(min(budget // 1024,
+                                                         2**31 - 1)))
+    budget = int(np.min(kib)) * 1024
+  return budget
 
 
 def chunk_size(per_model: int, budget: int, num_models: int,

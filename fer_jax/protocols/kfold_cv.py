@@ -132,7 +132,8 @@ def summarize(per_fold):
           if isinstance(v, float) and all(isinstance(r.get(k), float) for r in per_fold)]
   vals = {k: np.asarray([r[k] for r in per_fold]) for k in keys}
   return ({k: float(np.mean(v)) for k, v in vals.items()},
-          {k: float(np.std(v, ddof=1)) for k, v in vals.items()})
+          {k: float(np.std(v, ddof=1)) if len(v) > 1 else None
+           for k, v in vals.items()})
 
 
 def run_kfold(config, workdir: str, num_folds: int = 5, group_by: str = 'auto',
@@ -157,3 +158,19 @@ def run_kfold(config, workdir: str, num_folds: int = 5, group_by: str = 'auto',
   os.makedirs(workdir, exist_ok=True)
   write_json(os.path.join(workdir, 'kfold_results.json'), out)
   return out
+
+
+def num_folds(config) -> int:
+  """`config.kfold.num_folds` (0 or 1: no cross-validation)."""
+  return int((config.get('kfold') or {}).get('num_folds', 0) or 0)
+
+
+def run_from_config(config, workdir: str) -> dict:
+  """`run_kfold` with the settings of `config.kfold` (num_folds, group_by, seed,
+  optional `folds`: which folds to run, default all);
+  `config.data.train_records` limits the split that is divided into folds."""
+  k = config.kfold
+  folds = k.get('folds') or None  # a subset, e.g. (0,) for a quick look
+  return run_kfold(config, workdir, num_folds(config), k.get('group_by', 'auto'),
+                   k.get('seed', 0), config.data.get('train_records', 0),
+                   list(folds) if folds else None)

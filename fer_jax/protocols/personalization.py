@@ -22,6 +22,17 @@
    subjects: results.csv, results.json, models.csv, and plots like the paper's
    Fig. 5 (conditions.png) and Fig. 6 (sweep.png).
 
+Several processes (hosts, after `jax.distributed.initialize`, see
+launch/personalize.py) run the same study together: pre-training is the
+ordinary multi-process train loop; every process loads the personal data;
+process 0 extracts the features and writes their cache, which the others then
+read (the workdir must be a file system all hosts see, as for the pre-training
+checkpoints); the selection orders and the finished models (read from the chunk
+files on a resume) are process 0's, broadcast, so every process cuts the same
+chunks. Each chunk's models are split over the devices of all processes (each
+process builds only its devices' share), the results are all-gathered, and
+only process 0 writes chunk files, results, plots and logs.
+
 Choices the paper leaves open are config fields (fine-tuning epochs, which
 pre-training checkpoint, fold grouping); see configs/personalization/.
 """
@@ -41,6 +52,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 
 from fer_jax.data import pipeline
 from fer_jax.data.sources import get_source
@@ -72,8 +84,31 @@ class StudyInterrupted(RuntimeError):
 
 
 def _log(config, *args):
-  if config.runtime.get('verbose', True):
+  if config.runtime.get('verbose', True) and jax.process_index() == 0:
     print(*args, flush=True)
+
+
+def _lead() -> bool:
+  """Whether this process writes the study's files (process 0)."""
+  return jax.process_index() == 0
+
+
+def _from_lead(tree):
+  """Process 0's value of a tree of numpy arrays (the same shapes on every
+  process), on every process; a collective: all must call it together."""
+  if jax.process_count() == 1:
+    return tree
+  def enc(a):  # psum underneath: no bools
+    a = np.asarray(a)
+    return a.astype(np.int32) if a.dtype == bool else a
+  out = multihost_utils.broadcast_one_to_all(jax.tree.map(enc, tree))
+  return jax.tree.map(lambda o, a: np.asarray(o).astype(np.asarray(a).dtype),
+                      out, tree)
+
+
+def _barrier(name: str):
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
 
 
 # --------------------------------------------------------------- pre-training
@@ -118,7 +153,9 @@ def pretrain(config, workdir: str) -> List[Net]:
   for name, targets in net_specs(config):
     cfg = pretrain_config(config, targets)
     wd = os.path.join(root, name)
-    if os.path.exists(os.path.join(wd, 'results.json')):
+    # Process 0's view: every process must take the same branch (all of them
+    # train together).
+    if _from_lead(np.asarray(os.path.exists(os.path.join(wd, 'results.json')))):
       loop.check_workdir_config(cfg, wd)  # a finished run of another config?
     else:
       _log(config, f'Pre-training {name} in {wd}')
@@ -286,25 +323,46 @@ def extract_features(net: Net, images: np.ndarray, batch: int) -> np.ndarray:
   return _batched_apply(embed, images, batch).astype(np.float32)
 
 
+def _load_features(path: str, fp: str, wait_s: float = 0.) -> np.ndarray:
+  """The cached features at `path`, refused unless written for `fp`. wait_s:
+  how long to wait for a file another host has just written to show up (a
+  shared file system may list it late)."""
+  deadline = time.monotonic() + wait_s
+  while True:
+    try:
+      z = np.load(path)
+      break
+    except FileNotFoundError:
+      if time.monotonic() > deadline:
+        raise
+      time.sleep(0.5)
+  with z:
+    old = str(z['fingerprint'])
+    if old != fp:
+      raise CacheMismatchError(
+          f'{path} holds features of a different backbone or data '
+          f'(fingerprint {old[:12]}, expected {fp[:12]}); delete it or use '
+          'a new workdir to extract them again.')
+    return z['features']
+
+
 def cached_features(config, workdir: str, net: Net, data: PersonalData):
-  """workdir/features/<net>.npz, extracted once and checked on every load."""
+  """workdir/features/<net>.npz, extracted once and checked on every load.
+
+  With several processes, process 0 extracts and writes the file and the
+  others read it, so all train on the same bits."""
   path = os.path.join(workdir, 'features', f'{net.name}.npz')
   fp = fingerprint(config, net, len(data.subject))
-  if os.path.exists(path):
-    with np.load(path) as z:
-      old = str(z['fingerprint'])
-      if old != fp:
-        raise CacheMismatchError(
-            f'{path} holds features of a different backbone or data '
-            f'(fingerprint {old[:12]}, expected {fp[:12]}); delete it or use '
-            'a new workdir to extract them again.')
-      return z['features']
-  t = time.perf_counter()
-  feats = extract_features(net, data.images, config.runtime.feature_batch)
-  _savez_atomic(path, features=feats, fingerprint=np.asarray(fp))
-  _log(config, f'Features {net.name}: {feats.shape} in '
-       f'{time.perf_counter() - t:.1f} s -> {path}')
-  return feats
+  if _from_lead(np.asarray(os.path.exists(path))):  # process 0's view
+    return _load_features(path, fp, wait_s=60. if not _lead() else 0.)
+  if _lead():
+    t = time.perf_counter()
+    feats = extract_features(net, data.images, config.runtime.feature_batch)
+    _savez_atomic(path, features=feats, fingerprint=np.asarray(fp))
+    _log(config, f'Features {net.name}: {feats.shape} in '
+         f'{time.perf_counter() - t:.1f} s -> {path}')
+  _barrier(f'features/{net.name}')
+  return feats if _lead() else _load_features(path, fp, wait_s=60.)
 
 
 def head_outputs(net: Net, features: np.ndarray, batch: int) -> np.ndarray:
@@ -406,6 +464,14 @@ def selection_orders(config, nets, feats, outputs, mc, data, folds, subjects,
           o = order[k, :len(p)]
           assert (o >= 0).all() and len(set(o.tolist())) == len(p)
           orders[(b, s, k, name)] = idx[k][o]
+  if jax.process_count() > 1:
+    # MC dropout / greedy sampling on another host's floats could break a tie
+    # the other way: every process takes process 0's orders (same lengths).
+    keys = list(orders)
+    flat = _from_lead(np.concatenate([orders[k] for k in keys])
+                      .astype(np.int32)).astype(np.int64)
+    ends = np.cumsum([len(orders[k]) for k in keys])
+    orders = dict(zip(keys, np.split(flat, ends[:-1])))
   return orders
 
 
@@ -461,6 +527,27 @@ def _done_models(workdir: str) -> Dict[int, dict]:
   return done
 
 
+def _agreed_done_models(workdir: str, plan: Plan, nets) -> Dict[int, dict]:
+  """`_done_models` as process 0 reads them, on every process: all of them
+  then skip the same models and cut the same chunks."""
+  if jax.process_count() == 1:
+    return _done_models(workdir)
+  outputs = [len(nets[b].targets) for b in plan.net]
+  p = max(outputs, default=1)
+  has = np.zeros(len(plan), bool)
+  sse = np.full((len(plan), p), np.nan, np.float32)
+  count = np.zeros(len(plan), np.int32)
+  loss = np.full(len(plan), np.nan, np.float32)
+  if _lead():
+    for i, r in _done_models(workdir).items():
+      if 0 <= i < len(plan):
+        has[i], count[i], loss[i] = True, r['count'], r['loss']
+        sse[i, :len(r['sse'])] = r['sse']
+  has, sse, count, loss = _from_lead((has, sse, count, loss))
+  return {i: dict(sse=sse[i, :outputs[i]], count=int(count[i]),
+                  loss=float(loss[i])) for i in np.flatnonzero(has).tolist()}
+
+
 class _Runner:
   """Trains the plan's models of one kind in chunks; saves each chunk."""
 
@@ -485,8 +572,10 @@ class _Runner:
       x = np.asarray(x).astype(self.dtype)
     apply = ft.head_apply(model) if kind == 'head' else ft.full_apply(model)
     rt = config.runtime
-    # Several devices: each trains its share of a chunk's models (no
-    # communication); chunks are then a multiple of the device count.
+    # Several devices (of one process or of all, after jax.distributed): each
+    # trains its share of a chunk's models (no communication); chunks are then
+    # a multiple of the device count. (shard_models=False: every process
+    # trains every model on its first device.)
     self.mesh = (ft.model_mesh() if jax.device_count() > 1
                  and rt.get('shard_models', True) else None)
     self.trainer = ft.BatchedTrainer(
@@ -494,30 +583,44 @@ class _Runner:
         rt.get(f'{kind}_segment_steps', rt.segment_steps),
         rt.get(f'{kind}_map_batch', 0), rt.get(f'{kind}_unroll', False),
         mesh=self.mesh)
-    self.x, self.y = jnp.asarray(x), jnp.asarray(y)
+    # Shared by all models: on every device, once.
+    self.x, self.y = ft.replicate(self.mesh, x), ft.replicate(self.mesh, y)
     # Model i reads rows x[net_i * x_block + r] and y[net_i * y_block + r].
     self.x_block, self.y_block = x_block, y_block
     self.key = jax.random.fold_in(jax.random.key(config.seed), _MODELS)
     self.model = model
     self.sample_shape = x.shape[1:]
+    self._heads = (ft.stack_trees([n.head for n in nets]) if kind == 'head'
+                   else None)
     sample = jnp.zeros((1,) + self.sample_shape)
-    self._fresh = jax.jit(jax.vmap(lambda k: model.init(
-        {'params': k, 'dropout': k}, sample, False)))
+    self._init_fn = jax.vmap(lambda k: model.init(
+        {'params': k, 'dropout': k}, sample, False))
+    # Per-model keys from model ids, and whole nets from their keys: each
+    # device makes its own models'.
+    self._fresh = ft.per_device(self._init_fn, self.mesh, 'm', 'm')
+    self._keys = ft.per_device(lambda ids: ft.model_keys(self.key, ids),
+                               self.mesh, 'm', 'm')
+    self._init_keys = ft.per_device(lambda ids: ft.model_keys(
+        jax.random.fold_in(self.key, _INIT), ids), self.mesh, 'm', 'm')
 
   def init_params(self, nets_idx, ids):
     """Stacked initial params/extra of the models: the pre-trained dense part of
-    their net (heads), or a fresh init from the model's key (whole nets)."""
+    their net (heads), or a fresh init from the model's key (whole nets), on
+    the default device."""
     if self.kind == 'head':
-      heads = ft.stack_trees([n.head for n in self.nets])
-      return jax.tree.map(lambda h: jnp.asarray(h[nets_idx], self.dtype),
-                          heads), {}
-    v = self._fresh(ft.model_keys(jax.random.fold_in(self.key, _INIT), ids))
+      return jax.tree.map(jnp.asarray, self._head_params(nets_idx)), {}
+    v = self._init_fn(ft.model_keys(jax.random.fold_in(self.key, _INIT), ids))
     return v['params'], v.get('batch_stats', {})
 
+  def _head_params(self, nets_idx):
+    """The stacked pre-trained heads of nets `nets_idx`, numpy, in self.dtype."""
+    return jax.tree.map(lambda h: np.asarray(h[nets_idx]).astype(self.dtype),
+                        self._heads)
+
   def per_model_bytes(self, n_pad, test_pad):
-    params, extra = self.init_params(np.zeros(1, int), np.zeros(1, int))
     one = lambda t: jax.tree.map(lambda a: a[0], t)  # noqa: E731
-    params, extra = one(params), one(extra)
+    params, extra = jax.eval_shape(lambda: one(self.init_params(
+        np.zeros(1, int), np.zeros(1, int))))
     opt = jax.eval_shape(self.trainer.tx.init, params)
     if self.kind == 'head':
       act = ft.activation_elems(self.model, self.sample_shape,
@@ -543,6 +646,7 @@ class _Runner:
       return
     per_model = self.per_model_bytes(n_pad, test_pad)
     shared = ft.tree_bytes((self.x, self.y))  # replicated on every device
+    # Per device, the same on every process; the chunk fills all of them.
     budget = ft.memory_budget(rt.memory_budget_mb * 2**20) - shared
     devices = self.mesh.size if self.mesh is not None else 1
     m = ft.chunk_size(per_model, max(budget, per_model) * devices, len(ids_all),
@@ -563,10 +667,11 @@ class _Runner:
       if max_chunks is not None and counter['chunks'] >= max_chunks:
         raise StudyInterrupted(f'Stopped after {counter["chunks"]} chunk(s).')
       t = time.perf_counter()
-      res = self._train_chunk(ids, m, n_pad, test_pad)
+      res = self._train_chunk(ids, m, n_pad, test_pad)  # whole, everywhere
       path = os.path.join(self.workdir, 'personal',
                           f'chunk-{self.kind}-{ids[0]:07d}-{len(ids):05d}.npz')
-      _savez_atomic(path, ids=np.asarray(ids), **res)
+      if _lead():
+        _savez_atomic(path, ids=np.asarray(ids), **res)
       for j, i in enumerate(ids):
         done[i] = dict(sse=res['sse'][j], count=int(res['count'][j]),
                        loss=float(res['loss'][j]))
@@ -582,27 +687,46 @@ class _Runner:
                       seconds=dt, path=path))
 
   def _train_chunk(self, ids, m, n_pad, test_pad):
+    """Trains the models `ids` as one chunk of m slots (dummies after them);
+    every device gets only its own slots' inputs and starting params."""
     plan, n_real = self.plan, len(ids)
-    rows = np.zeros((m, n_pad), np.int32)
-    n = np.zeros(m, np.int32)
-    test = np.zeros((m, test_pad), np.int32)
-    valid = np.zeros((m, test_pad), bool)
-    net = np.zeros(m, np.int32)
-    for j, i in enumerate(ids):
-      tr, te = plan.train[i], plan.test[i]
-      rows[j, :len(tr)], n[j] = tr, len(tr)
-      test[j, :len(te)], valid[j, :len(te)] = te, True
-      net[j] = plan.net[i]
     ids_pad = ft.pad_models(np.asarray(ids), m, _DUMMY_ID)
-    x_off, y_off = net * self.x_block, net * self.y_block
-    params, extra = self.init_params(net, ids_pad)
+
+    def build(slots):  # the chunk's per-model inputs (numpy), for `slots` only
+      k = len(slots)
+      rows = np.zeros((k, n_pad), np.int32)
+      n = np.zeros(k, np.int32)
+      test = np.zeros((k, test_pad), np.int32)
+      valid = np.zeros((k, test_pad), bool)
+      net = np.zeros(k, np.int32)
+      for j, s in enumerate(slots):
+        if s >= n_real:
+          continue  # a dummy: never steps, net 0, empty test set
+        i = ids[s]
+        tr, te = plan.train[i], plan.test[i]
+        rows[j, :len(tr)], n[j] = tr, len(tr)
+        test[j, :len(te)], valid[j, :len(te)] = te, True
+        net[j] = plan.net[i]
+      out = dict(rows=rows, n=n, test=test, valid=valid,
+                 x_off=net * np.int32(self.x_block),
+                 y_off=net * np.int32(self.y_block),
+                 ids=ids_pad[slots].astype(np.int32))
+      if self.kind == 'head':
+        out['params'] = self._head_params(net)
+      return out
+
+    a = ft.stack_on_mesh(self.mesh, m, build)
+    if self.kind == 'head':
+      params, extra = a['params'], {}
+    else:
+      v = self._fresh(self._init_keys(a['ids']))
+      params, extra = v['params'], v.get('batch_stats', {})
     state = self.trainer.init(params, extra)
-    sub = ft.Subsets(jnp.asarray(rows), jnp.asarray(n), jnp.asarray(x_off),
-                     jnp.asarray(y_off), ft.model_keys(self.key, ids_pad))
+    sub = ft.Subsets(a['rows'], a['n'], a['x_off'], a['y_off'],
+                     self._keys(a['ids']))
     state, loss = self.trainer.train(state, self.x, self.y, sub)
-    sse, cnt, _ = self.trainer.evaluate(state, self.x, self.y, jnp.asarray(test),
-                                        jnp.asarray(valid), jnp.asarray(x_off),
-                                        jnp.asarray(y_off))
+    sse, cnt, _ = self.trainer.evaluate(state, self.x, self.y, a['test'],
+                                        a['valid'], a['x_off'], a['y_off'])
     return dict(sse=sse[:n_real], count=cnt[:n_real], loss=loss[:n_real])
 
 
@@ -787,7 +911,7 @@ def run_study(config: ml_collections.ConfigDict, workdir: str, *,
     {'summary': rows of results.csv, 'models': per-model rows, 'table': str}.
   """
   os.makedirs(workdir, exist_ok=True)
-  loop.check_workdir_config(_study_config_for_check(config), workdir)
+  loop.check_workdir_config(_study_config_for_check(config), workdir)  # 0 writes
   t0 = time.perf_counter()
   nets = pretrain(config, workdir)
   data = load_personal_data(config)
@@ -816,7 +940,7 @@ def run_study(config: ml_collections.ConfigDict, workdir: str, *,
   n = len(data.subject)
   cols = [[TARGETS.index(t) for t in net.targets] for net in nets]
   y = np.concatenate([data.labels[:, c] for c in cols])
-  done = _done_models(workdir)
+  done = _agreed_done_models(workdir, plan, nets)
   counter = {'chunks': 0}
   heads = [i for i in range(len(plan)) if plan.kind[i] == 'head']
   fulls = [i for i in range(len(plan)) if plan.kind[i] == 'full']
@@ -833,10 +957,11 @@ def run_study(config: ml_collections.ConfigDict, workdir: str, *,
     _log(config, f'WARNING: {len(bad)} model(s) diverged (RMSE not finite), '
          f'e.g. {bad[0]}')
   summary = summarize(rows)
-  write_results(workdir, config, summary, rows)
-  plot_conditions(summary, os.path.join(workdir, 'conditions.png'))
-  if any(r['condition'] == 'sweep' for r in summary):
-    plot_sweep(summary, os.path.join(workdir, 'sweep.png'))
+  if _lead():
+    write_results(workdir, config, summary, rows)
+    plot_conditions(summary, os.path.join(workdir, 'conditions.png'))
+    if any(r['condition'] == 'sweep' for r in summary):
+      plot_sweep(summary, os.path.join(workdir, 'sweep.png'))
   table = conditions_table(summary)
   _log(config, f'\n{table}\n\nResults in {workdir} '
        f'({time.perf_counter() - t0:.0f} s)')

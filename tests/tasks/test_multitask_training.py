@@ -2,7 +2,11 @@
 
 `test_paper_configs_*` (marked slow, default suite) build the paper-scale configs
 and run ResNet-32 for two steps. `test_sjmt_*_expensive` trains the reduced
-comparison (~10 min on 2 CPU cores) and only runs with FER_JAX_EXPENSIVE=1.
+comparison (3000 steps per net, ~11 min of CPU, ~20 min on a loaded 2-core
+VM) and only runs with FER_JAX_EXPENSIVE=1. Measured (session 3,
+`launch/compare_multitask.py --kinds=single_expression,sjmt --report_records=500`):
+expression accuracy SJMT 0.638 vs single-task 0.394; AU F1 of expression-only
+images against their generating AUs 0.506 vs 0.400 for an all-positive guess.
 """
 import os
 
@@ -16,7 +20,7 @@ from configs.multitask import classical, sjmt, single_expression
 _MODULES = {'sjmt': sjmt, 'classical': classical,
             'single_expression': single_expression}
 _EXPENSIVE = pytest.mark.skipif(not os.environ.get('FER_JAX_EXPENSIVE'),
-                                reason='set FER_JAX_EXPENSIVE=1 (~10 min)')
+                                reason='set FER_JAX_EXPENSIVE=1 (~20 min)')
 
 
 def _strip_task(c):
@@ -73,10 +77,6 @@ def test_bigger_paper_backbones_build(arg):
 
 
 @_EXPENSIVE
-@pytest.mark.xfail(strict=False, reason=(
-    'measured at the reduced budget (400 steps, small_cnn, 32px): SJMT 0.232 vs '
-    'single-task 0.291 expression accuracy; AU F1 vs truth 0.144 < all-positive '
-    '0.400. Needs a larger budget / tuned mixture weights.'))
 def test_sjmt_beats_single_task_and_predicts_generating_aus(tmp_path):
   import sys
   sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'launch'))
@@ -86,6 +86,8 @@ def test_sjmt_beats_single_task_and_predicts_generating_aus(tmp_path):
     c, _ = cm.train(kind, '', str(tmp_path))
     rows[kind] = cm.report_run(c, os.path.join(tmp_path, kind), 500)
   acc = {k: r['expr_set/expression/accuracy'] for k, r in rows.items()}
-  assert acc['sjmt'] > acc['single_expression'], acc
+  assert acc['sjmt'] > acc['single_expression'] + 0.1, acc
   s = rows['sjmt']
-  assert s['expr_set/au_gt/f1_mean'] > s['expr_set/au_gt/f1_all_positive_mean'] + 0.1, s
+  # A predictor guessing AUs at random scores F1 = prevalence (~0.25); saying
+  # "every AU is on" scores 2p/(1+p) (~0.40): SJMT must beat the stronger one.
+  assert s['expr_set/au_gt/f1_mean'] > s['expr_set/au_gt/f1_all_positive_mean'] + 0.05, s

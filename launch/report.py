@@ -1,0 +1,75 @@
+"""One paper's experiment grid, run (or resumed) and written as the paper's tables.
+
+  python launch/report.py --paper=002 --workdir=/tmp/u002 --arg=reduced   # CPU
+  python launch/report.py --paper=002 --workdir=/tmp/u002 --arg=real \
+      --set=data.source.manual_dir=/data/AFEW-VA ...                          # paper
+  python launch/report.py --paper=001 --workdir=/tmp/n001 --arg=reduced
+  python launch/report.py --paper=004 --workdir=/tmp/z004 --arg=reduced
+
+001  configs/transfer/cascade_001.py: every scheme (cascade, direct, and any other
+     in its METHODS) x network (alexnet, vgg_cnn_m); accuracy of the last stage's
+     best checkpoint on the small set's validation and test splits.
+002  configs/transfer/ulloa_002.py: k-fold CV of each network on afew_va and on
+     semaine (Tables 2, 3), then each dataset's best-fold model tested on the other
+     dataset's test split (Table 4).
+004  configs/transfer/zaitouny_004.py: the three networks (both stages), their test
+     accuracy, and the weighted-average ensemble (weights from the validation
+     accuracy ranks, w_i = R(A_i) / sum R(A_i); --ensemble=fit|uniform too).
+
+Every run lives in WORKDIR/<name> and resumes; finished runs are read, not
+retrained. Writes WORKDIR/report_<paper>.md and report_<paper>.json; --notrain
+only tabulates what is there.
+"""
+import os
+import sys
+
+from absl import app, flags, logging
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+flags.DEFINE_enum('paper', None, ['001', '002', '004'], 'Which paper.')
+flags.DEFINE_string('workdir', None, 'Root of every run and of the report.')
+flags.DEFINE_string('arg', '', "Extra config arguments, e.g. 'reduced' or 'real'.")
+flags.DEFINE_list('models', [], 'Networks (default: all of the paper\'s; one '
+                  'with reduced, where they all become the same small net).')
+flags.DEFINE_multi_string('set', [], 'KEY=VALUE override of every run config '
+                          '(python literal or string), e.g. total_steps=100.')
+flags.DEFINE_bool('train', True, 'Run missing runs (else tabulate what exists).')
+flags.DEFINE_enum('ensemble', 'rank', ['rank', 'fit', 'uniform'], '004 weights.')
+flags.mark_flags_as_required(['paper', 'workdir'])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  from fer_jax.evaluate import paper_tables as pt
+  from fer_jax.protocols import paper_runs
+  from fer_jax.train.logging import write_json
+  root, arg, sets = FLAGS.workdir, FLAGS.arg, FLAGS.set
+  synthetic = 'real' not in arg.split(',')
+  models = tuple(FLAGS.models)
+  os.makedirs(root, exist_ok=True)
+  if FLAGS.paper == '001':
+    runs = paper_runs.run_001(root, arg, sets, FLAGS.train, models)
+    md = pt.table_001(runs, synthetic)
+    js = {f'{m}/{s}': r for (m, s), r in runs.items()}
+  elif FLAGS.paper == '002':
+    cv, cross = paper_runs.run_002(root, arg, sets, FLAGS.train, models)
+    md = '\n'.join([pt.table_002_cv(ds, cv[ds], synthetic) for ds in cv if cv[ds]]
+                   + [pt.table_002_cross(cross, synthetic)])
+    js = {'cv': {ds: {m: r['mean'] for m, r in v.items()} for ds, v in cv.items()},
+          'cross': {f'{d}/{m}': r for (d, m), r in cross.items()}}
+  else:
+    members, ens = paper_runs.run_004(root, arg, sets, FLAGS.train, FLAGS.ensemble, models)
+    md = pt.table_004(members, ens, synthetic)
+    js = {'members': members, 'ensemble': ens}
+  with open(os.path.join(root, f'report_{FLAGS.paper}.md'), 'w') as f:
+    f.write(md)
+  write_json(os.path.join(root, f'report_{FLAGS.paper}.json'), js)
+  print(md)
+  print(f'Written: {os.path.join(root, f"report_{FLAGS.paper}.md")}')
+
+
+if __name__ == '__main__':
+  app.run(main)
