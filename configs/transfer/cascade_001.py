@@ -7,8 +7,10 @@ Arguments (comma-separated, any order):
   method  cascade  FER-2013 (FER28: train / PublicTest) then SFEW, new head
                    (default; stages 0_fer and 1_sfew)
           direct   SFEW only, from the ImageNet start
-          (their FER32+EmotiW combined-data variant is not here yet: the
-          grain mixture feeds the multi-task label space, not the affect task)
+          combined their FER32+EmotiW: one stage on FER-2013 train +
+                   PublicTest + SFEW train mixed (grain mixture, weights
+                   'size': the plain concatenation; FER-2013 unaligned, SFEW
+                   eye-aligned), validated on SFEW (stage 'combined')
   model   alexnet (Caffe AlexNet with LRN, 227x227; default) or vgg_cnn_m
           (VGG-CNN-M-2048, 224x224)
   data    synthetic (fer2013_like -> sfew_like; default) or real (the fer2013
@@ -26,6 +28,8 @@ gives no epoch count: 30 per stage (three lr drops). ImageNet weights: set
 --config.init.torchvision (torchvision AlexNet has no LRN: use model
 'alexnet'), or leave empty for a random start (no Caffe importer yet).
 """
+import copy
+
 from configs import common
 
 SYNTHETIC = dict(fer=dict(name='synthetic', source=dict(preset='fer2013_like')),
@@ -33,7 +37,7 @@ SYNTHETIC = dict(fer=dict(name='synthetic', source=dict(preset='fer2013_like')),
 REAL = dict(fer=dict(name='fer2013', source=dict(manual_dir='')),
             small=dict(name='sfew', source=dict(manual_dir='')))
 MODELS = dict(alexnet=('alexnet_lrn', 227), vgg_cnn_m=('vgg_cnn_m_2048', 224))
-METHODS = ('cascade', 'direct')
+METHODS = ('cascade', 'direct', 'combined')
 
 
 def _data(section, image_size, crop):
@@ -88,6 +92,24 @@ def get_config(arg: str = ''):
   if method == 'cascade':
     c.stages = (dict(name='fer', **fer),
                 dict(name='sfew', **small, **{'init.head': 'reinit'}))
+  elif method == 'combined':  # FER32 + EmotiW, one stage, validated on SFEW
+    c.data.mixture = _combined(sets)
+    combined = {**small, 'num_epochs': 30}
+    if reduced:  # one pass over the combined set at the FER stage's lr
+      combined.update({'num_epochs': 1, 'optim.learning_rate': 1e-2})
+    c.stages = (dict(name='combined', **combined),)
   else:  # direct
     c.stages = (dict(name='sfew', **small),)
   return c
+
+
+def _combined(sets):
+  """FER32 (FER-2013 Training + PublicTest) + EmotiW (SFEW train) as mixture
+  entries weighted by their sizes; FER-2013 unaligned, SFEW eye-aligned."""
+  fer, small = sets['fer'], sets['small']
+  labels = {} if sets is SYNTHETIC else {'labels': ('expression',)}
+  return [dict(name=fer['name'], source=copy.deepcopy(fer['source']),
+               split=split, crop='none', weight='size', **labels)
+          for split in ('train', 'validation')] + [
+              dict(name=small['name'], source=copy.deepcopy(small['source']),
+                   split='train', crop='eyes', weight='size', **labels)]

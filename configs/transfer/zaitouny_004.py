@@ -4,8 +4,19 @@
       --workdir=/tmp/z004_mnv2 --config.init.torchvision=mobilenet_v2.pth
 
 Arguments (comma-separated): the model, mobilenet_v2 (default), inception_v3 or
-resnet50_v2; `reduced` (small_cnn at 48 px, a few hundred steps, CPU).
+resnet50_v2; `real` (the kdef, affectnet and fer2013 adapters: give their
+manual_dir in REAL below or with --config overrides) or synthetic (default);
+`reduced` (small_cnn at 48 px, a few hundred steps, CPU).
 
+Data, as the paper splits it:
+  train       KDEF + AffectNet mixed (grain mixture, `data.mixture`, weights
+              'size' = their plain concatenation): about 100 KDEF images per
+              class (kdef_like train, 686) and AffectNet's 7 basic classes
+              (affectnet_like, 22,400 ~ 3,200 per class);
+  validation  the other KDEF frontal images (kdef_like validation), which pick
+              the best checkpoint and drive the callbacks;
+  test        FER-2013 (`data.test_sources.test`: fer2013_like test split),
+              results.json's 'test/...' metrics.
 Two stages, as the paper trains them:
   frozen    the ImageNet base frozen, the paper's added head (average pool,
             flatten, 3 x [Dense, Dropout, BatchNorm], softmax over 7) trained
@@ -14,45 +25,81 @@ Two stages, as the paper trains them:
             checkpoint by validation loss;
   unfreeze  the last 56 layers of the base unfrozen, Adam 1e-5, 25 epochs,
             best checkpoint only.
+Keras' ways, kept: feature-wise normalisation (`data.normalize='featurewise'`:
+featurewise_center + featurewise_std_normalization, per-channel mean / std of
+the training images computed once, then applied to every split); class
+balancing (`task.class_weights='balanced'`: class_weight n / (k * count_c)
+from the training labels, on the training loss); a frozen layer's BatchNorm in
+inference mode (`frozen_bn='inference'`: the frozen base normalises with its
+moving statistics and does not update them while the head trains).
 Augmentation: rotation +-45 deg, horizontal flips, 20% shifts; gray input
-(their second part). Test on the FER-2013-like test split
-(`data.test_splits` of the evaluation preset; for real data run
-launch/evaluate.py on the fer2013 adapter). The three nets' workdirs combine
-with fer_jax/protocols/ensemble.py (rank weights w_i = R(A_i) / sum R).
+(their second part); their Haar-cascade face crop is the landmark box of the
+synthetic faces (`data.crop='landmarks'`; real images come as face crops).
+The three nets' workdirs combine with fer_jax/protocols/ensemble.py (rank
+weights w_i = R(A_i) / sum R).
 
-Departures: Keras' featurewise centring / std normalisation (statistics of the
-training set) is a fixed mean/std normalisation here (mean 0.5, std 0.25 of
-[0, 1] pixels); training is on AffectNet-like data alone, not KDEF +
-AffectNet (one-dataset training; the grain mixture serves the multi-task label
-space, not this task yet); no class balancing (the synthetic classes are
-drawn with AffectNet's frequencies).
+Departures: the paper drew ~3,200 AffectNet images per class and 100 KDEF per
+class; here the first records of each training set are taken (22,400 of
+affectnet_like, all 686 of kdef_like; with real data all of KDEF's train
+subjects and AffectNet's basic-7 training rows), so the classes are unequal
+and the class weights balance them.
 """
+import copy
+
 from configs import common
 
 MODELS = dict(mobilenet_v2=224, inception_v3=299, resnet50_v2=224)
+
+# (training mixture, validation source, test source)
+SYNTHETIC = dict(
+    train=(dict(name='synthetic', source=dict(preset='kdef_like'),
+                weight='size'),
+           dict(name='synthetic', source=dict(preset='affectnet_like'),
+                weight='size', train_records=22_400)),
+    val=dict(name='synthetic', source=dict(preset='kdef_like')),
+    test=dict(name='synthetic', source=dict(preset='fer2013_like'),
+              split='test'))
+REAL = dict(
+    train=(dict(name='kdef', source=dict(manual_dir=''), weight='size',
+                labels=('expression',)),
+           dict(name='affectnet', source=dict(manual_dir='', subset='basic7'),
+                weight='size', labels=('expression',))),
+    val=dict(name='kdef', source=dict(manual_dir='')),
+    test=dict(name='fer2013', source=dict(manual_dir=''), split='test'))
 
 
 def get_config(arg: str = ''):
   args = [a for a in arg.split(',') if a]
   model = next((a for a in args if a in MODELS), 'mobilenet_v2')
-  unknown = set(args) - set(MODELS) - {'reduced'}
+  unknown = set(args) - set(MODELS) - {'reduced', 'real', 'synthetic'}
   if unknown:
     raise ValueError(f'Unknown arguments {sorted(unknown)}; valid: '
-                     f'{sorted(MODELS)} and reduced.')
+                     f'{sorted(MODELS)}, real, synthetic and reduced.')
   reduced = 'reduced' in args
+  sets = REAL if 'real' in args else SYNTHETIC
 
   c = common.base_config()
   c.model = dict(name=model, head='zaitouny', dropout=0.5)
   if model == 'inception_v3':
     c.model.aux_logits = False
-  c.data.source = dict(preset='affectnet_like')
+  c.data.mixture = [copy.deepcopy(e) for e in sets['train']]
+  c.data.name = sets['val']['name']
+  c.data.source = copy.deepcopy(sets['val']['source'])
+  c.data.test_sources = dict(test=copy.deepcopy(sets['test']))
+  # The paper's Haar-cascade face crop: on the synthetic faces their landmark
+  # box (the same crop function a detector's box goes through); the real
+  # images are face crops already (AffectNet's box; KDEF / FER-2013 through
+  # launch/prepare.py's detection).
+  c.data.crop = 'none' if sets is REAL else 'landmarks'
   c.data.image_size = MODELS[model]
   c.data.channels = 1
-  c.data.normalize = 'mean_std'
-  c.data.mean, c.data.std = 0.5, 0.25
+  c.data.normalize = 'featurewise'
+  c.data.featurewise_records = 0  # Keras fits the statistics on all of x_train
   c.data.augment = dict(hflip=True, rotation=45.0, shift=0.2, pad_crop=0)
-  c.data.test_splits = ('test',)
+  c.data.test_splits = ()
   c.task.targets = ('expression',)
+  c.task.class_weights = 'balanced'
+  c.frozen_bn = 'inference'
   c.batch_size = 32
   c.optim = dict(name='adam', learning_rate=1e-4)
   c.best_metric, c.best_mode = 'val/loss', 'min'
@@ -66,13 +113,16 @@ def get_config(arg: str = ''):
     c.model = dict(name='small_cnn', widths=(16, 32, 64), hidden=128,
                    dropout=0.5)
     c.data.image_size = 48
-    c.data.train_records, c.data.eval_records = 4000, 400
+    c.data.mixture[1]['train_records'] = 3300  # + 686 KDEF-like: 124 steps/epoch
+    c.data.eval_records = 400                 # also caps the FER-2013-like test
+    c.data.featurewise_records = 500          # per training set
     c.progress = False
     c.log_every_steps = c.eval_every_steps = c.checkpoint_every_steps = 25
     c.callbacks.early_stopping.patience = 3
     c.callbacks.reduce_on_plateau.patience = 2
-    # The small net is not pre-trained: its "base" learns in a first stage.
-    c.stages = (dict(name='base', trainable='all', num_epochs=2,
+    # The small net is not pre-trained: its "base" learns in a first stage
+    # (a stand-in for ImageNet, so without the paper's callbacks).
+    c.stages = (dict(name='base', trainable='all', num_epochs=2, callbacks={},
                      **{'optim.learning_rate': 2e-3}),
                 dict(frozen, num_epochs=2),
                 dict(unfreeze, trainable='last:2', num_epochs=1))

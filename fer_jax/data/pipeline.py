@@ -17,7 +17,11 @@ from fer_jax.data import crops, transforms
 LABEL_FIELDS = ('valence', 'arousal', 'expression', 'compound', 'aus', 'has_va',
                 'has_expression', 'has_aus', 'has_compound', 'subject', 'domain',
                 'clip', 'dataset_id')
-_NUM_EXPRESSIONS = {'expression': 7, 'compound': 15}
+# Class counts of the label checks. Expression: the 8-class space (the
+# canonical 7, then contempt = 7, `labels.EXPRESSIONS_WITH_CONTEMPT`): only
+# a source declaring those `expression_names` yields 7 (AffectNet basic8,
+# FER+ / CK+ with contempt=True); a 7-output task must not be trained on it.
+_NUM_EXPRESSIONS = {'expression': 8, 'compound': 15}
 
 
 class BadRecordError(ValueError):
@@ -30,7 +34,11 @@ class Preprocess:
 
   crop: 'none', 'eyes' (001: eye-aligned box) or 'landmarks' (002: landmark box).
   normalize: 'unit' (x/255), 'minmax' (001: per-image stretch, then /255),
-    'mean_std' ((x/255 - mean) / std; 002 uses 0.5/0.5).
+    'mean_std' ((x/255 - mean) / std; 002 uses 0.5/0.5), 'featurewise'
+    (004: Keras' featurewise_center + featurewise_std_normalization,
+    (x - featurewise_mean) / (featurewise_std + 1e-6) per channel, the
+    statistics of the training images in pixel units [0, 255], see
+    `featurewise_stats`), 'none' (float32 pixels, 0..255).
   Augmentations apply only when `train` and a rng is given.
   """
   image_size: int
@@ -44,6 +52,8 @@ class Preprocess:
   shift: float = 0.0      # max fraction of the side (004: 0.2)
   pad_crop: int = 0       # pad then random crop back (003: 4)
   name: str = 'dataset'
+  featurewise_mean: Any = None  # per-channel, pixel units ('featurewise')
+  featurewise_std: Any = None
 
   def __call__(self, record: Dict[str, Any], rng: Optional[np.random.Generator] = None):
     where = f'{self.name} record {record.get("index", "?")}'
@@ -85,7 +95,17 @@ class Preprocess:
       return transforms.minmax_stretch(image) / 255.0
     if self.normalize == 'mean_std':
       return transforms.normalize(image, self.mean, self.std)
-    raise ValueError(f'Unknown normalize {self.normalize!r}; valid: unit, minmax, mean_std')
+    if self.normalize == 'featurewise':
+      if self.featurewise_mean is None or self.featurewise_std is None:
+        raise ValueError("normalize='featurewise' needs featurewise_mean / _std "
+                         '(the training images\' statistics, featurewise_stats)')
+      # Keras ImageDataGenerator.standardize: x -= mean; x /= (std + 1e-6).
+      x = image.astype(np.float32) - np.asarray(self.featurewise_mean, np.float32)
+      return x / (np.asarray(self.featurewise_std, np.float32) + np.float32(1e-6))
+    if self.normalize == 'none':
+      return image.astype(np.float32)
+    raise ValueError(f'Unknown normalize {self.normalize!r}; valid: unit, minmax, '
+                     'mean_std, featurewise, none')
 
 
 def _check_labels(record, where):
@@ -101,14 +121,105 @@ def _check_labels(record, where):
 
 
 def preprocess_from_config(data_config, name='dataset') -> Preprocess:
+  """The Preprocess of a `config.data` section.
+
+  normalize='featurewise' takes its statistics from
+  `data.featurewise_stats` ({'mean': [C], 'std': [C]}, pixel units; the train
+  loop writes them into the run's config.json), or, where a config does not
+  hold them yet, computes them once per process from the section's training
+  data (`featurewise_stats_of_config`; `data.featurewise_records` > 0: from
+  that many records per training source, evenly spaced).
+  """
   aug = data_config.get('augment', {})
-  return Preprocess(
+  pre = Preprocess(
       image_size=data_config.image_size, channels=data_config.channels,
       crop=data_config.get('crop', 'none'),
       normalize=data_config.get('normalize', 'unit'),
       mean=data_config.get('mean', 0.5), std=data_config.get('std', 0.5),
       hflip=aug.get('hflip', False), rotation=aug.get('rotation', 0.0),
       shift=aug.get('shift', 0.0), pad_crop=aug.get('pad_crop', 0), name=name)
+  if pre.normalize == 'featurewise':
+    stats = data_config.get('featurewise_stats') or featurewise_stats_of_config(
+        data_config)
+    pre = dataclasses.replace(pre, featurewise_mean=tuple(stats['mean']),
+                              featurewise_std=tuple(stats['std']))
+  return pre
+
+
+# ------------------------------------------------ feature-wise normalisation
+
+
+def image_moments(source, preprocess: Preprocess, num_records: int = 0,
+                  limit: int = 0, num_threads: int = 2):
+  """(count, sum [C], sum of squares [C]) in float64 of the pixels of
+  `num_records` records (0: all) evenly spaced over the first `limit` records
+  of `source` (all when 0), preprocessed by `preprocess` without augmentation
+  and without normalisation (pixel units)."""
+  n = len(source) if limit <= 0 else min(limit, len(source))
+  k = n if num_records <= 0 else min(num_records, n)
+  idx = np.unique(np.linspace(0, n - 1, k).round().astype(np.int64)) if k else (
+      np.zeros(0, np.int64))
+  raw = dataclasses.replace(preprocess, normalize='none')
+  ds = grain.MapDataset.range(len(idx)).map(
+      lambda i: raw(source[int(idx[i])])['image'].astype(np.float64))
+  opts = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=8)
+  count, total, squares = 0, np.zeros(preprocess.channels), np.zeros(
+      preprocess.channels)
+  for img in ds.to_iter_dataset(opts):
+    px = img.reshape(-1, img.shape[-1])
+    count += px.shape[0]
+    total += px.sum(0)
+    squares += np.square(px).sum(0)
+  return count, total, squares
+
+
+def combine_moments(moments, shares=None):
+  """{'mean': [C], 'std': [C]} (float tuples, pixel units) of `image_moments`
+  results; with `shares`, part i weighs share_i (its fraction of the training
+  samples, e.g. a mixture's weights) instead of its pixel count."""
+  if shares is None:
+    count = sum(m[0] for m in moments)
+    mean = sum(m[1] for m in moments) / count
+    sq = sum(m[2] for m in moments) / count
+  else:
+    total = float(sum(shares))
+    mean = sum(s / total * m[1] / m[0] for m, s in zip(moments, shares))
+    sq = sum(s / total * m[2] / m[0] for m, s in zip(moments, shares))
+  std = np.sqrt(np.maximum(sq - np.square(mean), 0.0))
+  return {'mean': tuple(float(v) for v in mean),
+          'std': tuple(float(v) for v in std)}
+
+
+def featurewise_stats(source, preprocess: Preprocess, num_records: int = 0,
+                      limit: int = 0, num_threads: int = 2):
+  """Keras ImageDataGenerator.fit's featurewise mean and std: per channel,
+  over every pixel of the training images (`num_records` evenly spaced ones
+  when > 0), in pixel units; as {'mean': (...), 'std': (...)}."""
+  return combine_moments([image_moments(source, preprocess, num_records, limit,
+                                        num_threads)])
+
+
+_STATS_CACHE: Dict[str, Any] = {}
+
+
+def featurewise_stats_of_config(data_config):
+  """`featurewise_stats` of a `config.data` section's training data (its
+  mixture or its train source), computed once per process and config."""
+  import json  # pylint: disable=g-import-not-at-top
+  from fer_jax.data import mixing  # pylint: disable=g-import-not-at-top
+  d = data_config.to_dict() if hasattr(data_config, 'to_dict') else dict(data_config)
+  # What the training images depend on (not the evaluation data, augmentation).
+  d = {k: d.get(k) for k in ('name', 'source', 'train_split', 'train_records',
+                             'mixture', 'image_size', 'channels', 'crop',
+                             'featurewise_records', 'num_threads')}
+  key = json.dumps(d, sort_keys=True, default=str)
+  if key not in _STATS_CACHE:
+    pre = Preprocess(image_size=d['image_size'], channels=d['channels'] or 3,
+                     crop=d['crop'] or 'none', normalize='none')
+    _STATS_CACHE[key] = mixing.featurewise_stats(
+        data_config, pre, int(d.get('featurewise_records', 0) or 0),
+        num_threads=int(d.get('num_threads', 2) or 2))
+  return _STATS_CACHE[key]
 
 
 def limit(source, n: int):

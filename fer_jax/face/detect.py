@@ -1,5 +1,6 @@
 """Face detection with OpenCV 4 Haar cascades, and the papers' face crops.
 
+detect_cascade: the raw boxes of one cascade (frontal, profile or eye).
 detect_face: frontal cascade, then profile (both orientations); the largest
 face wins; eyes are searched inside the face's upper half. No face raises
 `NoFaceError` (one clear type, never a deep cv2 error); an eye crop without two
@@ -56,10 +57,19 @@ def to_gray(image: np.ndarray) -> np.ndarray:
   return cv2.equalizeHist(np.ascontiguousarray(gray))
 
 
-def _detect(gray, name, min_size):
+def detect_cascade(gray: np.ndarray, name: str = 'frontal', min_size: int = 20):
+  """Every (x, y, w, h) box one Haar cascade finds in a uint8 gray image.
+
+  name: 'frontal', 'profile' (faces turned one way only) or 'eye'. The raw
+  detector, no ordering or merging (see `detect_face` for the largest face).
+  """
   found = cascade(name).detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
                                          minSize=(min_size, min_size))
   return [tuple(map(int, f)) for f in found]
+
+
+# The former private name (fer_jax.predict.detect_faces calls it).
+_detect = detect_cascade
 
 
 def find_eyes(gray: np.ndarray, box) -> Optional[np.ndarray]:
@@ -67,7 +77,7 @@ def find_eyes(gray: np.ndarray, box) -> Optional[np.ndarray]:
   x0, y0, x1, y1 = box
   w, h = x1 - x0, y1 - y0
   roi = gray[y0:y0 + h // 2 + h // 8, x0:x1]
-  eyes = _detect(roi, 'eye', max(4, w // 10))
+  eyes = detect_cascade(roi, 'eye', max(4, w // 10))
   left = [e for e in eyes if e[0] + e[2] / 2 < w / 2]
   right = [e for e in eyes if e[0] + e[2] / 2 >= w / 2]
   if not left or not right:
@@ -82,12 +92,13 @@ def detect_face(image: np.ndarray, min_size: int = 20, eyes: bool = True) -> Fac
   """The largest face of an image (HxW[xC], RGB or gray); NoFaceError if none."""
   gray = to_gray(image)
   min_size = min(min_size, *gray.shape)
-  kind, found = 'frontal', _detect(gray, 'frontal', min_size)
+  kind, found = 'frontal', detect_cascade(gray, 'frontal', min_size)
   if not found:
     kind, w = 'profile', gray.shape[1]
-    found = _detect(gray, 'profile', min_size)  # faces turned one way
+    found = detect_cascade(gray, 'profile', min_size)  # faces turned one way
     found += [(w - x - fw, y, fw, fh) for x, y, fw, fh in
-              _detect(np.ascontiguousarray(gray[:, ::-1]), 'profile', min_size)]
+              detect_cascade(np.ascontiguousarray(gray[:, ::-1]), 'profile',
+                             min_size)]
   if not found:
     raise NoFaceError(f'no face found in a {gray.shape[1]}x{gray.shape[0]} image')
   x, y, w, h = max(found, key=lambda f: f[2] * f[3])

@@ -121,6 +121,36 @@ def trainable_mask(params, spec: str,
                    'features, last:N, re:PATTERN')
 
 
+def frozen_batchnorm_layers(mask, batch_stats) -> List[str]:
+  """'/'-joined paths of the BatchNorm layers that `mask` freezes.
+
+  A BatchNorm layer is a leaf module of `batch_stats` (its 'mean' / 'var');
+  it is frozen when none of its own params (scale, bias) trains. One without
+  params (use_scale=use_bias=False) follows the module that holds it: frozen
+  when nothing under that module trains. With Keras-style frozen BatchNorm
+  (`config.frozen_bn='inference'`, see fer_jax/train/step.py) these layers run
+  in inference mode. `mask=None` (everything trains) freezes none.
+  """
+  if mask is None:
+    return []
+  trainable = {'/'.join(p): bool(m) for p, m in flatten(mask).items()}
+
+  def any_trains(prefix):
+    return any(v for k, v in trainable.items() if k.startswith(prefix + '/'))
+
+  out = []
+  for layer in layer_paths(batch_stats):
+    own = [v for k, v in trainable.items() if k.rsplit('/', 1)[0] == layer]
+    if own:
+      frozen = not any(own)
+    else:
+      parent = layer.rsplit('/', 1)[0] if '/' in layer else ''
+      frozen = not (any(trainable.values()) if not parent else any_trains(parent))
+    if frozen:
+      out.append(layer)
+  return out
+
+
 def freeze(tx, mask):
   """`tx` on the True leaves of `mask`, zero updates (frozen) on the others.
 

@@ -11,10 +11,12 @@ finished runs are read, not retrained; `train=False` only reads.
            and semaine, then each dataset's best-fold model on the other
            dataset's test split (002's Table 4).
   run_004  configs/transfer/zaitouny_004.py: the three networks (all stages),
-           validation/test accuracy, and their weighted-average ensemble
+           accuracy on the validation split and on the test source (004: the
+           FER-2013-like test split, `data.test_sources.test`), and their weighted-average ensemble
            (weights from the validation accuracy: 'rank', 'fit' or 'uniform').
 """
 import ast
+import copy
 import json
 import os
 
@@ -113,6 +115,7 @@ def run_004(root, arg, overrides, train, method='rank', models=()):
   from configs.transfer import zaitouny_004
   from fer_jax.evaluate import metrics
   from fer_jax.protocols import cross_dataset, ensemble
+  from fer_jax.train.loop import eval_data_config
   from fer_jax.train.stages import run_stages, stage_configs
   models = models or tuple(zaitouny_004.MODELS)
   members, preds = {}, {}
@@ -123,14 +126,21 @@ def run_004(root, arg, overrides, train, method='rank', models=()):
     wd = os.path.join(root, model)
     if train:
       run_stages(c, wd)
-    last_name, last, last_config = stage_configs(c, wd)[-1]
+    last = stage_configs(c, wd)[-1][1]
     if not os.path.exists(os.path.join(last, 'results.json')):
       continue
     _, variables = cross_dataset.load_variables(last, 'best')
+    # The run's own config.json: it holds the training-set statistics
+    # (featurewise normalisation) the net was trained with.
+    run = cross_dataset.run_config(last)
+    section = (run.data.get('test_sources') or {}).get('test')
+    test = copy.deepcopy(run)
+    test.data = eval_data_config(run.data, section)
     preds[model] = {}
-    for split in ('validation', 'test'):
-      p, lab, _ = cross_dataset.predict(last_config, variables, split)
-      preds[model][split] = (p['expression'], lab['expression'])
+    for key, cfg, split in (('validation', run, run.data.eval_split),
+                            ('test', test, (section or {}).get('split', 'test'))):
+      p, lab, _ = cross_dataset.predict(cfg, variables, split)
+      preds[model][key] = (p['expression'], lab['expression'])
     members[model] = {f'{k}/expression/accuracy': float(metrics.accuracy(*preds[model][s]))
                       for k, s in (('val', 'validation'), ('test', 'test'))}
   ens = None

@@ -6,7 +6,26 @@ builds the task, model, data and optimiser named in `config`, resumes from the
 newest checkpoint in `workdir` if there is one, trains with a jitted data-parallel
 step, evaluates every `eval_every_steps`, keeps the best checkpoint by
 `best_metric`, and writes `metrics.jsonl` and `results.json`.
+
+Data options this loop reads beyond one train source:
+  data.mixture       several training datasets mixed by grain
+                     (fer_jax/data/mixing.py); with the 'affect' task every
+                     entry must annotate one of its targets
+  data.test_sources  {prefix: data section} evaluated after training on
+                     other datasets than `data.name/source` (e.g. 004 trains on
+                     KDEF + AffectNet, validates on KDEF and tests on FER-2013):
+                     each section names `name`, `source`, optional `split`
+                     ('test'), `crop` and `eval_records`; metrics land in
+                     results.json as '<prefix>/<metric>'
+  data.normalize='featurewise' and task.class_weights='balanced' need
+  statistics of the training data; `derived_config` computes them once and
+  they are written into the run's config.json (data.featurewise_stats,
+  task.class_counts), so evaluation and prediction reuse them.
+  frozen_bn='inference': Keras-style frozen BatchNorm, the BatchNorm layers of
+  the frozen part (config.trainable) run on their moving statistics and do not
+  update them (fer_jax/train/step.py).
 """
+import copy
 import json
 import os
 import time
@@ -37,6 +56,11 @@ class ConfigMismatchError(ValueError):
   pass
 
 
+# Config fields computed from the rest of the config (`derived_config`): a
+# config that does not hold them yet matches a workdir that does.
+DERIVED_FIELDS = (('data', 'featurewise_stats'), ('task', 'class_counts'))
+
+
 def check_workdir_config(config, workdir: str):
   """Refuses to resume a workdir that was written by a different config."""
   path = os.path.join(workdir, 'config.json')
@@ -44,6 +68,9 @@ def check_workdir_config(config, workdir: str):
   if os.path.exists(path):
     with open(path) as f:
       old = json.load(f)
+    for section, key in DERIVED_FIELDS:
+      if key not in new.get(section, {}) and isinstance(old.get(section), dict):
+        old[section].pop(key, None)
     if old != new:
       diff = _diff(old, new)
       raise ConfigMismatchError(
@@ -65,6 +92,88 @@ def _diff(a, b, prefix=''):
   return out
 
 
+def _stored_config(workdir):
+  path = os.path.join(workdir or '', 'config.json')
+  if workdir and os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)
+  return {}
+
+
+def derived_config(config: ml_collections.ConfigDict, workdir: str = None):
+  """`config` with the statistics of its training data that it asks for:
+
+  data.featurewise_stats  when data.normalize == 'featurewise' (Keras'
+                          featurewise centre / std: per-channel mean and std
+                          of the training images, pixel units)
+  task.class_counts       when the affect task has class_weights='balanced'
+                          (004's class balancing; counts of the training
+                          expression labels)
+
+  Values already in the config are kept; a workdir's config.json that holds
+  them is reused (a resumed run does not recompute them); else they are
+  computed once from the training data (`data.featurewise_records` > 0: the
+  pixel statistics from that many records per source). Returns `config`
+  itself when nothing is missing, else a copy.
+  """
+  data, task = config.data, config.task
+  need_stats = (data.get('normalize') == 'featurewise'
+                and not data.get('featurewise_stats'))
+  need_counts = (task.get('name') == 'affect'
+                 and task.get('class_weights') == 'balanced'
+                 and not task.get('class_counts'))
+  if not (need_stats or need_counts):
+    return config
+  stored = _stored_config(workdir)
+  c = copy.deepcopy(config)
+  with c.unlocked():
+    if need_stats:
+      stats = stored.get('data', {}).get('featurewise_stats')
+      if not stats:
+        stats = pipeline.featurewise_stats_of_config(data)
+        print(f'Feature-wise normalisation: mean {np.round(stats["mean"], 3)}, '
+              f'std {np.round(stats["std"], 3)} (training images).', flush=True)
+      c.data.featurewise_stats = ml_collections.ConfigDict(
+          {'mean': tuple(stats['mean']), 'std': tuple(stats['std'])})
+    if need_counts:
+      counts = stored.get('task', {}).get('class_counts')
+      if not counts:
+        from fer_jax.data import mixing  # pylint: disable=g-import-not-at-top
+        counts = mixing.class_counts(
+            data, num_classes=c.task.get('expression_classes', 7))
+        print(f'Class balancing: training class counts {np.round(counts, 1)}.',
+              flush=True)
+      c.task.class_counts = tuple(float(v) for v in counts)
+  return c
+
+
+def eval_data_config(data_config, section=None):
+  """`config.data` for evaluating on the dataset a `data.test_sources`
+  section names (name, source, crop, eval_records); itself when None."""
+  if not section:
+    return data_config
+  d = copy.deepcopy(data_config)
+  with d.unlocked():
+    for k in ('name', 'source', 'crop', 'eval_records'):
+      if k in section:
+        d[k] = copy.deepcopy(section[k])
+  return d
+
+
+def check_expression_classes(task, source, name: str):
+  """A source declaring contempt (8 expression names) needs an 8-class task,
+  and a 7-class source a 7-class one: label 7 must never meet 7 outputs."""
+  names = getattr(source, 'expression_names', None)
+  n = getattr(task, 'expression_classes', None)
+  if names is None or n is None or 'expression' not in getattr(task, 'targets', ()):
+    return
+  if len(names) != n:
+    raise ValueError(
+        f'Dataset {name!r} declares {len(names)} expression classes {tuple(names)}, '
+        f'but task.expression_classes is {n}; set --config.task.expression_classes='
+        f'{len(names)} (or pick the 7-class subset of the dataset).')
+
+
 def build_model(config, task):
   kwargs = dict(config.model)
   name = kwargs.pop('name')
@@ -81,24 +190,50 @@ def trainable_mask(model, params, sample, spec: str):
   return partition.trainable_mask(params, spec, order=order)
 
 
+FROZEN_BN = ('train', 'inference')
+
+
+def frozen_batchnorm(config, mask, batch_stats):
+  """BatchNorm layers that run in inference mode: with
+  `config.frozen_bn='inference'`, those `config.trainable` freezes (Keras'
+  frozen BatchNorm); none with 'train' (the default: every BatchNorm in
+  training mode, its statistics updated, as in torch)."""
+  mode = config.get('frozen_bn', 'train')
+  if mode not in FROZEN_BN:
+    raise ValueError(f'config.frozen_bn must be one of {FROZEN_BN}, got {mode!r}')
+  if mode == 'train' or mask is None:
+    return ()
+  from fer_jax.models import partition
+  return tuple(partition.frozen_batchnorm_layers(mask, batch_stats))
+
+
 class Trainer:
   """The pieces of one run, built once from its config."""
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    config = derived_config(config, workdir)
     self.config, self.workdir = config, workdir
     self.task = get_task(**config.task)
     self.model = build_model(config, self.task)
     self.mesh = mesh_lib.data_mesh()
     # --- mixture (issue #7): train data from config.data.mixture when set.
+    self.union_labels = True
     if config.data.get('mixture'):
       from fer_jax.data import mixing
+      from fer_jax.tasks.affect import AffectTask
       self.train_source = None
+      # The ordinary affect task reads the canonical label fields: every entry
+      # must carry one of its targets; no union label space is built for it.
+      self.union_labels = not isinstance(self.task, AffectTask)
+      if not self.union_labels:
+        mixing.check_task_groups(config.data, self.task.targets)
       num_train = mixing.mixture_num_records(config.data)
     else:
       self.train_source = pipeline.limit(
           get_source(config.data, config.data.train_split),
           config.data.get('train_records', 0))
       num_train = len(self.train_source)
+      check_expression_classes(self.task, self.train_source, config.data.name)
     # --- end mixture
     self.batch_size = config.batch_size
     self.steps_per_epoch = pipeline.steps_per_epoch(num_train, self.batch_size)
@@ -107,30 +242,37 @@ class Trainer:
     sample = jnp.zeros((1, config.data.image_size, config.data.image_size,
                         config.data.channels), jnp.float32)
     rng = jax.random.key(config.seed)
-    params_shape = jax.eval_shape(
-        lambda: self.model.init({'params': rng, 'dropout': rng}, sample))['params']
+    shapes = jax.eval_shape(
+        lambda: self.model.init({'params': rng, 'dropout': rng}, sample))
+    mask = trainable_mask(self.model, shapes['params'], sample,
+                          config.get('trainable', 'all'))
     self.tx = optim.make_optimizer(config, self.steps_per_epoch, self.total_steps,
-                                   trainable_mask(self.model, params_shape, sample,
-                                                  config.get('trainable', 'all')))
+                                   mask)
+    self.frozen_bn = frozen_batchnorm(config, mask, shapes.get('batch_stats', {}))
     state = init_state(self.model, self.tx, rng, sample)
     if init_lib.has_init(config):  # pretrained weights (only used if fresh)
       variables = init_lib.initial_variables(config, variables_of(state))
       state = create_state(variables, self.tx, jax.random.wrap_key_data(state.rng))
     self.state = jax.device_put(state, mesh_lib.replicated(self.mesh))
     repl = mesh_lib.replicated(self.mesh)
-    self.train_step = jax.jit(make_train_step(self.model, self.task, self.tx),
+    self.train_step = jax.jit(make_train_step(self.model, self.task, self.tx,
+                                              self.frozen_bn),
                               out_shardings=(repl, repl), donate_argnums=0)
     self.eval_step = jax.jit(make_eval_step(self.model, self.task))
 
-  def preprocess(self, split: str):
+  def preprocess(self, split: str, data_config=None):
+    data_config = data_config or self.config.data
     return pipeline.preprocess_from_config(
-        self.config.data, name=f'{self.config.data.name}/{split}')
+        data_config, name=f'{data_config.name}/{split}')
 
-  def evaluate(self, state, split: str, prefix: str = 'val') -> Dict[str, float]:
-    """Task metrics of `state` on a whole split, gathered from every process."""
-    source = pipeline.limit(get_source(self.config.data, split),
-                            self.config.data.get('eval_records', 0))
-    ds = pipeline.eval_dataset(source, self.preprocess(split),
+  def evaluate(self, state, split: str, prefix: str = 'val',
+               data=None) -> Dict[str, float]:
+    """Task metrics of `state` on a whole split, gathered from every process;
+    `data`: a `data.test_sources` section (another dataset than config.data's)."""
+    data_config = eval_data_config(self.config.data, data)
+    source = pipeline.limit(get_source(data_config, split),
+                            data_config.get('eval_records', 0))
+    ds = pipeline.eval_dataset(source, self.preprocess(split, data_config),
                                self.config.get('eval_batch_size', self.batch_size),
                                jax.process_index(), jax.process_count())
     preds, labels, loss_sum = [], [], 0.0
@@ -161,6 +303,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def _train_and_evaluate(config, workdir, preemption) -> dict:
+  config = derived_config(config, workdir)
   check_workdir_config(config, workdir)
   t = Trainer(config, workdir)
   best_metric, best_mode = config.get('best_metric') or t.task.primary_metric[0], (
@@ -178,7 +321,8 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
     from fer_jax.data import mixing
     ds = mixing.train_mixture(config.data, t.preprocess(config.data.train_split),
                               t.batch_size, t.total_steps, config.seed,
-                              jax.process_index(), jax.process_count())
+                              jax.process_index(), jax.process_count(),
+                              union_labels=t.union_labels)
   else:  # --- end mixture
     ds = pipeline.train_dataset(t.train_source, t.preprocess(config.data.train_split),
                                 t.batch_size, t.total_steps, config.seed,
@@ -234,6 +378,9 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
              **t.evaluate(state, config.data.eval_split)}
   for split in config.data.get('test_splits', ()):
     results.update(t.evaluate(state, split, prefix=split))
+  for prefix, section in (config.data.get('test_sources') or {}).items():
+    results.update(t.evaluate(state, section.get('split', 'test'), prefix=prefix,
+                              data=section))
   write_json(os.path.join(workdir, 'results.json'), results)
   log.close()
   ckpts.close()

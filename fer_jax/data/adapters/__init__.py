@@ -2,7 +2,9 @@
 
 Each module parses one dataset into `base.AdapterSource` (records with every key
 of the synthetic source); `ADAPTERS` maps the registered DATASETS names to them.
-See `base` for the conventions (NaN landmarks, skip_bad, skipped/dropped).
+See `base` for the conventions (NaN landmarks, skip_bad, skipped/dropped,
+AU_MISSING, expression_names); `video` reads frames of the video datasets,
+`tables` csv/xlsx annotation tables.
 """
 import importlib
 
@@ -16,6 +18,10 @@ ADAPTERS = {
     'sfew': ('sfew', 'sfew'),
     'ckplus': ('ckplus', 'ckplus'),
     'kdef': ('kdef', 'kdef'),
+    'disfa': ('disfa', 'disfa'),
+    'emotionet': ('emotionet', 'emotionet'),
+    'amigos': ('amigos', 'amigos'),
+    'semaine': ('semaine', 'semaine'),
 }
 
 

@@ -12,9 +12,10 @@ layout='npy' (8-class release): {train_set,val_set}/images/<id>.jpg with
 
 expression 0-10 (0-6 = canonical order, 7 contempt, 8 none, 9 uncertain,
 10 no-face); valence/arousal in [-1, 1], -2 = not annotated.
-subset: 'basic7' (expressions 0-6), 'basic8' (0-7, contempt -> 7: the pipeline's
-label check allows 7 classes, so widen it before training on this), 'va'
-(every row with valid VA; its expression kept when 0-6, else missing).
+subset: 'basic7' (expressions 0-6), 'basic8' (0-7, contempt -> 7; the source
+declares `expression_names` = labels.EXPRESSIONS_WITH_CONTEMPT, so a task on it
+needs 8 expression outputs), 'va' (every row with valid VA; its expression kept
+when 0-6, else missing).
 Rows outside the subset are counted in `source.dropped` by class name.
 """
 import csv
@@ -23,6 +24,7 @@ import os
 
 import numpy as np
 
+from fer_jax.data import labels
 from fer_jax.data.adapters import base, label_maps
 
 CSV_LAYOUT = ('  <manual_dir>/Manually_Annotated_file_lists/training.csv, '
@@ -157,5 +159,8 @@ def affectnet(split: str, manual_dir: str, layout: str = 'auto',
       raise ValueError(f'Unknown affectnet layout {layout!r}; valid: auto, csv, npy')
   if skip_bad:
     base.check_images(col, channels)
-  return base.AdapterSource('affectnet', split, col, domain='wild',
-                            image_size=image_size, channels=channels)
+  return base.AdapterSource(
+      'affectnet', split, col, domain='wild', image_size=image_size,
+      channels=channels, groups=('va', 'expression'),
+      expression_names=(labels.EXPRESSIONS_WITH_CONTEMPT if subset == 'basic8'
+                        else labels.EXPRESSIONS))

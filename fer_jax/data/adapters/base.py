@@ -18,11 +18,21 @@ Conventions for real data:
     entry is dropped and its reason appended to `source.skipped`. Entries left
     out by policy (contempt, non-faces, no majority...) are counted in
     `source.dropped`, never reported as bad.
+  * AUs: `aus` (occurrence 0/1) and `au_intensity` ([0, 1]) are in the
+    project's AU order (`labels.AUS`); an AU the dataset does not code, or does
+    not code for this record, is `labels.AU_MISSING` (-1) in both: unknown, to
+    be masked (`labels.au_known`), never a negative. AUs the dataset codes but
+    the project lacks are dropped and noted in `source.notes`.
+  * A source declares `labels` (its label groups, as the synthetic sources do,
+    for mixtures) and `expression_names` (`labels.EXPRESSIONS`, or
+    `labels.EXPRESSIONS_WITH_CONTEMPT` when it may yield contempt = 7).
+  * Video datasets give `VideoFrame(path, index)` images, read by
+    `adapters.video` (OpenCV).
 """
 import collections
 import os
 import zlib
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -35,6 +45,12 @@ SPLITS = ('train', 'validation', 'test')
 NUM_AUS = len(labels.AUS)
 # Index of contempt when a config asks to keep it: after the canonical 7.
 CONTEMPT = len(labels.EXPRESSIONS)
+
+
+class VideoFrame(NamedTuple):
+  """An entry's image that is frame `index` (0-based) of the video at `path`."""
+  path: str
+  index: int
 
 
 class AdapterError(BadRecordError):
@@ -59,6 +75,7 @@ class Collector:
     self.entries: List[Dict[str, Any]] = []
     self.skipped: List[str] = []
     self.dropped = collections.Counter()
+    self.notes: List[str] = []
 
   def bad(self, where: str, reason: str):
     if not self.skip_bad:
@@ -68,6 +85,10 @@ class Collector:
 
   def drop(self, reason: str):
     self.dropped[reason] += 1
+
+  def note(self, text: str):
+    if text not in self.notes:
+      self.notes.append(text)
 
   def add(self, **entry):
     self.entries.append(entry)
@@ -84,6 +105,39 @@ def read_image(path: str, channels: int) -> np.ndarray:
   if img is None:
     raise AdapterError(f'{path}: corrupt or unsupported image file')
   return img[..., None] if img.ndim == 2 else img[..., ::-1].copy()
+
+
+def au_vectors(values: Mapping[int, float], intensities: Optional[Mapping[int, float]]
+               = None):
+  """(aus, au_intensity), each (NUM_AUS,) float32 in `labels.AUS` order.
+
+  values: FACS AU number -> occurrence (0 or 1) for the AUs this record codes;
+  intensities: AU number -> intensity in [0, 1] (default: the occurrence).
+  Project AUs absent from `values` are `labels.AU_MISSING` in both vectors;
+  AUs the project lacks are ignored (the adapter notes them once).
+  """
+  intensities = values if intensities is None else intensities
+  aus = np.full(NUM_AUS, labels.AU_MISSING, np.float32)
+  inten = np.full(NUM_AUS, labels.AU_MISSING, np.float32)
+  for k, au in enumerate(labels.AUS):
+    if au in values:
+      aus[k] = values[au]
+      inten[k] = intensities.get(au, labels.AU_MISSING)
+  return aus, inten
+
+
+def au_note(dataset: str, dataset_aus: Sequence[int]) -> List[str]:
+  """The notes on how a dataset's AU set maps onto the project's."""
+  lacking = [a for a in dataset_aus if a not in labels.AUS]
+  unknown = [a for a in labels.AUS if a not in dataset_aus]
+  notes = []
+  if lacking:
+    notes.append(f'{dataset} AUs {lacking} are not in the project AU space '
+                 f'(labels.AUS); dropped')
+  if unknown:
+    notes.append(f'project AUs {unknown} are not coded by {dataset}; their '
+                 'labels are AU_MISSING (masked)')
+  return notes
 
 
 def eyes_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
@@ -150,13 +204,20 @@ class AdapterSource:
   """
 
   def __init__(self, name: str, split: str, collector: Collector, *, domain: str,
-               image_size: Optional[int], channels: int):
+               image_size: Optional[int], channels: int,
+               groups: Optional[Sequence[str]] = None,
+               expression_names: Sequence[str] = labels.EXPRESSIONS):
     if channels not in (1, 3):
       raise ValueError(f'channels must be 1 or 3, got {channels}')
     self.name, self.split = name, split
     self.entries = collector.entries
     self.skipped = collector.skipped
     self.dropped = dict(collector.dropped)
+    self.notes = list(collector.notes)
+    # Label groups (as the synthetic sources' `.labels`, read by mixtures);
+    # by default the groups the entries carry.
+    self.labels = tuple(groups) if groups is not None else _groups(self.entries)
+    self.expression_names = tuple(expression_names)
     self.domain = labels.DOMAINS.index(domain)
     self.image_size = None if image_size is None else int(image_size)
     self.channels = int(channels)
@@ -172,6 +233,9 @@ class AdapterSource:
     img = entry['image']
     if isinstance(img, str):
       return read_image(img, self.channels)
+    if isinstance(img, VideoFrame):
+      from fer_jax.data.adapters import video  # pylint: disable=g-import-not-at-top
+      return video.read_frame(img, self.channels)
     img = crops.as_hwc(img)
     if img.shape[-1] != self.channels:
       code = cv2.COLOR_GRAY2RGB if self.channels == 3 else cv2.COLOR_RGB2GRAY
@@ -221,9 +285,22 @@ class AdapterSource:
     return record
 
 
+def _groups(entries) -> tuple:
+  found = set()
+  for e in entries:
+    if e.get('has_va'):
+      found.add('va')
+    if e.get('expression', labels.MISSING) >= 0:
+      found.add('expression')
+    if e.get('aus') is not None:
+      found.add('aus')
+  return tuple(g for g in ('va', 'expression', 'aus') if g in found)
+
+
 def check_images(collector: Collector, channels: int):
   """With skip_bad, decodes every image once so corrupt ones are skipped now
-  (not found mid-epoch); costs one decode pass over the split."""
+  (not found mid-epoch); costs one decode pass over the split. Video frames
+  are not decoded here (their videos are probed when the adapter is built)."""
   keep = []
   for e in collector.entries:
     if isinstance(e['image'], str):

@@ -11,20 +11,32 @@ FER+: fer2013new.csv (`Usage,Image name,neutral,...,unknown,NF` vote counts) is
 joined by row to fer2013.csv. As microsoft/FERPlus `majority` mode: single votes
 are removed, the top class is kept only with > half of the remaining votes, and
 rows whose top class is unknown / NF, or whose Image name is empty (non-faces),
-are dropped and counted in `source.dropped`; so is contempt unless contempt=True.
+are dropped and counted in `source.dropped`; so is contempt unless contempt=True
+(then label 7, and the source declares `labels.EXPRESSIONS_WITH_CONTEMPT`).
+FER+ folder variant (layout='folders'; what FERPlus's generate_training_data.py
+writes): FER2013Train/, FER2013Valid/, FER2013Test/ (train / validation / test;
+also under data/), each holding the PNGs and a header-less label.csv whose rows
+are `name,"(x, y, w, h)",<10 vote counts>` (the committed files) or
+`name,<10 vote counts>` (the current generator); the box is checked and ignored
+(the image is the whole 48x48 face). Same majority rule and drops.
 """
 import csv
 import os
 
 import numpy as np
 
+from fer_jax.data import labels
 from fer_jax.data.adapters import base, label_maps
 
 USAGE = {'Training': 'train', 'PublicTest': 'validation', 'PrivateTest': 'test'}
 CSV_LAYOUT = ('  <manual_dir>/fer2013.csv   header emotion,pixels,Usage\n'
               '  or <manual_dir>/{train,test}/<class>/*.png (per-class folders)')
 FERPLUS_LAYOUT = ('  <manual_dir>/fer2013.csv     (Kaggle FER-2013)\n'
-                  '  <manual_dir>/fer2013new.csv  (microsoft/FERPlus votes)')
+                  '  <manual_dir>/fer2013new.csv  (microsoft/FERPlus votes)\n'
+                  '  or <manual_dir>/[data/]FER2013Train|FER2013Valid|FER2013Test/'
+                  '{label.csv, fer0000000.png, ...}')
+FERPLUS_DIRS = {'train': 'FER2013Train', 'validation': 'FER2013Valid',
+                'test': 'FER2013Test'}
 _IMAGE_EXT = ('.png', '.jpg', '.jpeg', '.bmp')
 
 
@@ -141,10 +153,86 @@ def ferplus_label(votes, contempt: bool = False):
   return label, None
 
 
+def _ferplus_root(manual_dir):
+  """The folder holding FER2013Train/ etc., or None."""
+  for root in (manual_dir, os.path.join(manual_dir, 'data')):
+    if any(os.path.isdir(os.path.join(root, d)) for d in FERPLUS_DIRS.values()):
+      return root
+  return None
+
+
+def _is_box(text) -> bool:
+  nums = text.strip().strip('()').split(',')
+  return len(nums) == 4 and all(n.strip().isdigit() for n in nums)
+
+
+def _ferplus_folder_entries(manual_dir, split, contempt, col):
+  root = _ferplus_root(manual_dir)
+  if root is None:
+    raise base.missing_layout('ferplus', manual_dir, 'FER2013Train/label.csv',
+                              FERPLUS_LAYOUT)
+  d = os.path.join(root, FERPLUS_DIRS[split])
+  path = base.require(os.path.join(d, 'label.csv'), 'ferplus', manual_dir,
+                      FERPLUS_LAYOUT)
+  with open(path, newline='') as f:
+    reader = csv.reader(f)
+    for row in reader:
+      where = f'{path}:{reader.line_num}'
+      if not row or not any(c.strip() for c in row):
+        continue
+      boxed = len(row) > 1 and row[1].strip().startswith('(')
+      if len(row) != 11 + boxed:
+        col.bad(where, f'expected {11 + boxed} fields (name, '
+                f'{"a face box, " if boxed else ""}10 vote counts), got {len(row)}')
+        continue
+      if boxed and not _is_box(row[1]):
+        col.bad(where, f'second field {row[1]!r} is not a face box "(x, y, w, h)"')
+        continue
+      name = row[0].strip()
+      if not name:
+        col.drop('NF')  # as in fer2013new.csv, an empty name is a non-face
+        continue
+      try:
+        counts = [int(c) for c in row[-10:]]
+      except ValueError:
+        col.bad(where, f'vote counts are not integers: {row[-10:]}')
+        continue
+      if min(counts) < 0:
+        col.bad(where, f'negative vote count: {counts}')
+        continue
+      label, reason = ferplus_label(counts, contempt)
+      if label is None:
+        col.drop(reason)
+        continue
+      image = os.path.join(d, name)
+      if not os.path.isfile(image):
+        col.bad(where, f'image {image} not found')
+        continue
+      col.add(where=where, image=image, expression=label)
+
+
 def ferplus(split: str, manual_dir: str, image_size=None, channels: int = 1,
-            contempt: bool = False, skip_bad: bool = False):
-  """FER+ source: FER-2013 pixels with FER+ majority labels (see module doc)."""
+            contempt: bool = False, layout: str = 'auto', skip_bad: bool = False):
+  """FER+ source: FER-2013 pixels with FER+ majority labels (see module doc).
+
+  layout: 'csv' (fer2013.csv + fer2013new.csv), 'folders' (FER2013Train/...
+  with label.csv) or 'auto' (csv when fer2013new.csv exists, else folders).
+  """
   base.check_split(split)
+  if layout == 'auto':
+    layout = ('csv' if os.path.isfile(os.path.join(manual_dir, 'fer2013new.csv'))
+              or _ferplus_root(manual_dir) is None else 'folders')
+  names = labels.EXPRESSIONS_WITH_CONTEMPT if contempt else labels.EXPRESSIONS
+  if layout == 'folders':
+    col = base.Collector(skip_bad)
+    _ferplus_folder_entries(manual_dir, split, contempt, col)
+    if skip_bad:
+      base.check_images(col, channels)
+    return base.AdapterSource('ferplus', split, col, domain='wild',
+                              image_size=image_size, channels=channels,
+                              groups=('expression',), expression_names=names)
+  if layout != 'csv':
+    raise ValueError(f'Unknown ferplus layout {layout!r}; valid: auto, csv, folders')
   old = base.require(os.path.join(manual_dir, 'fer2013.csv'), 'ferplus', manual_dir,
                      FERPLUS_LAYOUT)
   new = base.require(os.path.join(manual_dir, 'fer2013new.csv'), 'ferplus',
@@ -198,4 +286,5 @@ def ferplus(split: str, manual_dir: str, image_size=None, channels: int = 1,
       continue
     col.add(where=where, image=pixels, expression=label)
   return base.AdapterSource('ferplus', split, col, domain='wild',
-                            image_size=image_size, channels=channels)
+                            image_size=image_size, channels=channels,
+                            groups=('expression',), expression_names=names)

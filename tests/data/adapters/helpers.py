@@ -45,3 +45,59 @@ def through_pipeline(source, channels=3, size=32):
   train = train_dataset(source, pre, global_batch=2, num_steps=1, seed=0)[0]
   assert train['image'].shape == (2, size, size, channels)
   return batch
+
+
+def write_xlsx(path, rows):
+  """A minimal .xlsx as Excel writes it (zip of XML): strings go to the shared
+  string table, numbers into numeric cells, empty cells are left out."""
+  import zipfile
+  from xml.sax.saxutils import escape
+  shared, cells_xml = [], []
+  for r, row in enumerate(rows, 1):
+    cells = []
+    for c, value in enumerate(row):
+      ref = f'{chr(65 + c % 26) if c < 26 else "A" + chr(65 + c - 26)}{r}'
+      if value is None or value == '':
+        continue
+      if isinstance(value, (int, float)):
+        cells.append(f'<c r="{ref}"><v>{value}</v></c>')
+      else:
+        shared.append(str(value))
+        cells.append(f'<c r="{ref}" t="s"><v>{len(shared) - 1}</v></c>')
+    cells_xml.append(f'<row r="{r}">{"".join(cells)}</row>')
+  main = 'http://schemas.openxmlformats.org/spreadsheetml/2006/main'
+  rel = 'http://schemas.openxmlformats.org/officeDocument/2006/relationships'
+  with zipfile.ZipFile(path, 'w') as z:
+    z.writestr('[Content_Types].xml', '<?xml version="1.0"?><Types xmlns="http://'
+               'schemas.openxmlformats.org/package/2006/content-types"/>')
+    z.writestr('xl/workbook.xml', f'<?xml version="1.0"?><workbook xmlns="{main}" '
+               f'xmlns:r="{rel}"><sheets><sheet name="Sheet1" sheetId="1" '
+               'r:id="rId1"/></sheets></workbook>')
+    z.writestr('xl/_rels/workbook.xml.rels', '<?xml version="1.0"?><Relationships '
+               'xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+               f'<Relationship Id="rId1" Type="{rel}/worksheet" '
+               'Target="worksheets/sheet1.xml"/></Relationships>')
+    z.writestr('xl/sharedStrings.xml', f'<?xml version="1.0"?><sst xmlns="{main}">'
+               + ''.join(f'<si><t>{escape(s)}</t></si>' for s in shared) + '</sst>')
+    z.writestr('xl/worksheets/sheet1.xml', f'<?xml version="1.0"?><worksheet '
+               f'xmlns="{main}"><sheetData>{"".join(cells_xml)}</sheetData>'
+               '</worksheet>')
+
+
+def write_video(path, values, size=(24, 32), fps=10.0):
+  """An MJPG .avi whose frame k is flat gray `values[k]` (read back +-3)."""
+  import os
+  import cv2
+  os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+  h, w = size
+  out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), fps, (w, h))
+  assert out.isOpened(), path
+  for v in values:
+    out.write(np.full((h, w, 3), v, np.uint8))
+  out.release()
+
+
+def au(record, number):
+  """(occurrence, intensity) of one FACS AU of a record."""
+  k = labels.AUS.index(number)
+  return float(record['aus'][k]), float(record['au_intensity'][k])

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from fer_jax.data import labels
 from fer_jax.data.adapters import base
 from fer_jax.data.sources import DATASETS
 from tests.data.adapters import helpers
@@ -90,6 +91,18 @@ def test_affectnet_through_tfds_and_pipeline(tmp_path):
   kwargs = {'manual_dir': str(tmp_path), 'image_size': 32}
   helpers.through_tfds('affectnet', kwargs, tmp_path, ('train',))
   helpers.through_pipeline(DATASETS.get('affectnet')('train', **kwargs))
+
+
+def test_affectnet_basic8_contempt_through_pipeline(tmp_path):
+  write_affectnet(tmp_path)
+  src = DATASETS.get('affectnet')('train', manual_dir=str(tmp_path), subset='basic8',
+                                  image_size=32)
+  assert src.expression_names == labels.EXPRESSIONS_WITH_CONTEMPT
+  assert src.expression_names[int(src[2]['expression'])] == 'contempt'
+  batch = helpers.through_pipeline(src)  # label 7 passes the pipeline's check
+  np.testing.assert_array_equal(batch['expression'], [0, 6, 7, 3])
+  assert DATASETS.get('affectnet')('train', manual_dir=str(tmp_path),
+                                   image_size=32).expression_names == labels.EXPRESSIONS
 
 
 def test_affectnet_npy_layout(tmp_path):
@@ -233,6 +246,41 @@ def test_ckplus_peaks_neutral_and_contempt(tmp_path):
   helpers.through_pipeline(src, channels=1)
 
 
+def write_facs(d, s, q, frame, lines):
+  p = d / 'FACS_labels' / 'FACS' / s / q / f'{s}_{q}_{frame:08d}_facs.txt'
+  p.parent.mkdir(parents=True, exist_ok=True)
+  p.write_text(''.join(f'   {au:.7e}   {i:.7e}\n' for au, i in lines))
+
+
+def test_ckplus_facs_aus(tmp_path):
+  write_ckplus(tmp_path)
+  write_facs(tmp_path, 'S005', '001', 3, [(1, 3), (2, 0), (10, 2), (43, 5)])
+  write_facs(tmp_path, 'S011', '001', 3, [(12, 4), (25, 1)])  # no emotion file
+  src = DATASETS.get('ckplus')('all', manual_dir=str(tmp_path), neutral_frames=1)
+  assert src.labels == ('expression', 'aus')
+  assert any('[10, 43]' in n for n in src.notes)
+  neutral, peak = src[0], src[1]
+  assert not neutral['has_aus'] and peak['has_aus']  # CK+ codes the peak only
+  assert helpers.au(peak, 1) == (1.0, pytest.approx(0.6))
+  assert helpers.au(peak, 2) == (1.0, labels.AU_MISSING)  # 0: intensity not coded
+  assert helpers.au(peak, 4) == (0.0, 0.0)  # not listed: absent at the peak
+  assert not src[3]['has_aus']  # S014 has no FACS file
+  assert len(src) == 4 and src.dropped['unlabelled'] == 1
+  au_only = DATASETS.get('ckplus')('all', manual_dir=str(tmp_path), facs_only=True)
+  r = [r for r in au_only if r['subject'] == 11][0]
+  assert not r['has_expression'] and helpers.au(r, 12) == (1.0, pytest.approx(0.8))
+  helpers.through_pipeline(src, channels=1)
+  contempt = DATASETS.get('ckplus')('all', manual_dir=str(tmp_path), contempt=True)
+  assert 7 in [int(r['expression']) for r in contempt]
+  assert contempt.expression_names == labels.EXPRESSIONS_WITH_CONTEMPT
+  write_facs(tmp_path, 'S005', '001', 3, [(1, 3), (2, 9)])
+  with pytest.raises(base.AdapterError, match=r'S005_001_00000003_facs.txt:2: '
+                     'intensity 9.0 of AU2 outside 0-5'):
+    DATASETS.get('ckplus')('all', manual_dir=str(tmp_path))
+  assert not DATASETS.get('ckplus')('all', manual_dir=str(tmp_path),
+                                    facs=False)[0]['has_aus']
+
+
 def test_ckplus_bad_emotion_file(tmp_path):
   write_ckplus(tmp_path)
   (tmp_path / 'Emotion_labels/Emotion/S005/001/S005_001_00000003_emotion.txt'
@@ -257,3 +305,27 @@ def test_kdef_names_angles_and_subjects(tmp_path):
   _img(tmp_path / 'KDEF' / 'AF01' / 'oops.jpg', 1)
   with pytest.raises(base.AdapterError, match='oops.jpg: name does not match'):
     DATASETS.get('kdef')('all', manual_dir=str(tmp_path))
+
+
+def test_contempt_needs_an_eight_class_task(tmp_path):
+  """AffectNet basic8 (label 7 = contempt) trains an 8-way expression head; a
+  7-way task on it is refused, naming the fix."""
+  import jax.numpy as jnp
+  from fer_jax.tasks import get_task
+  from fer_jax.train.loop import check_expression_classes
+  write_affectnet(tmp_path)
+  src = DATASETS.get('affectnet')('train', manual_dir=str(tmp_path), subset='basic8',
+                                  image_size=32)
+  with pytest.raises(ValueError, match='expression_classes=8'):
+    check_expression_classes(get_task('affect', targets=('expression',)), src,
+                             'affectnet')
+  task = get_task('affect', targets=('expression',), expression_classes=8)
+  check_expression_classes(task, src, 'affectnet')
+  assert task.num_outputs == 8 and task.expression_names[7] == 'contempt'
+  batch = helpers.through_pipeline(src)
+  logits = jnp.zeros((4, 8)).at[:, 7].set(2.0)
+  loss, _ = task.loss(logits, {k: jnp.asarray(v) for k, v in batch.items()})
+  # Hand value: mean over the 4 samples of -log softmax at the label; the
+  # contempt sample's target logit is 2, the others' 0.
+  z = np.log(7 + np.exp(2.0))
+  np.testing.assert_allclose(float(loss), np.mean([z, z, z - 2.0, z]), rtol=1e-6)

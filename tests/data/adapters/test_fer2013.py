@@ -125,3 +125,38 @@ def test_ferplus_bad_votes_and_missing_file(tmp_path):
   os.remove(tmp_path / 'fer2013new.csv')
   with pytest.raises(base.LayoutError, match='fer2013new.csv'):
     ferplus('train', str(tmp_path))
+
+
+def write_ferplus_folders(d, votes=VOTES, box=True):
+  for split, folder in (('train', 'FER2013Train'), ('test', 'FER2013Test')):
+    (d / 'data' / folder).mkdir(parents=True)
+    with open(d / 'data' / folder / 'label.csv', 'w', newline='') as f:
+      w = csv.writer(f)
+      for k, (name, v) in enumerate(votes if split == 'train' else votes[:1]):
+        w.writerow([name] + (['(0, 0, 48, 48)'] if box else []) + v)
+        if name:
+          cv2.imwrite(str(d / 'data' / folder / name), np.full((48, 48), 10 * k,
+                                                              np.uint8))
+
+
+@pytest.mark.parametrize('box', [True, False])
+def test_ferplus_folders(tmp_path, box):
+  write_ferplus_folders(tmp_path, box=box)
+  src = ferplus('train', str(tmp_path))
+  assert [helpers.name_of(r) for r in src] == ['anger', 'happy', 'fear']
+  assert src.dropped == {'NF': 1, 'contempt': 1, 'no_majority': 1, 'unknown': 1}
+  assert [int(r['image'][0, 0, 0]) for r in src] == [0, 20, 60]
+  assert len(ferplus('test', str(tmp_path))) == 1
+  plus = ferplus('train', str(tmp_path), contempt=True)
+  assert [int(r['expression']) for r in plus] == [6, 1, 7, 4]
+  assert plus.expression_names[7] == 'contempt'
+  helpers.through_pipeline(plus, channels=1)
+  with pytest.raises(base.LayoutError, match='FER2013Valid/label.csv'):
+    ferplus('validation', str(tmp_path))
+
+
+def test_ferplus_folders_bad_row(tmp_path):
+  write_ferplus_folders(tmp_path, VOTES[:1] + [('fer0000009.png', [1] * 9)])
+  with pytest.raises(base.AdapterError, match=r'FER2013Train/label.csv:2: expected '
+                     r'12 fields \(name, a face box, 10 vote counts\), got 11'):
+    ferplus('train', str(tmp_path))

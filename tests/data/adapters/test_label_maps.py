@@ -32,3 +32,17 @@ def test_every_table_covers_the_seven_basic_expressions():
     assert set(range(7)) <= set(table)
   assert label_maps.FERPLUS[7] == label_maps.AFFECTNET[7] == CONTEMPT
   assert label_maps.FERPLUS[8:] == (None, None)  # unknown, NF are no expression
+
+
+def test_contempt_space_extends_the_canonical_seven():
+  from fer_jax.data import labels
+  assert labels.EXPRESSIONS_WITH_CONTEMPT[:7] == labels.EXPRESSIONS
+  assert labels.EXPRESSIONS_WITH_CONTEMPT[CONTEMPT] == 'contempt'
+  for names, table in ((label_maps.FERPLUS_NAMES, label_maps.FERPLUS),
+                       (label_maps.AFFECTNET_NAMES, label_maps.AFFECTNET),
+                       (label_maps.CKPLUS_NAMES, label_maps.CKPLUS)):
+    for code, name in enumerate(names):
+      if table[code] is not None:  # same face, same meaning in the 8-class space
+        canon = label_maps._SYNONYMS.get(  # pylint: disable=protected-access
+            name.lower(), name.lower())
+        assert labels.EXPRESSIONS_WITH_CONTEMPT[table[code]] == canon, (code, name)

@@ -1,0 +1,41 @@
+"""AUs a dataset does not code (labels.AU_MISSING = -1) carry no loss or score."""
+import jax.numpy as jnp
+import numpy as np
+
+from fer_jax.data import labels, mixing
+from fer_jax.tasks import get_task
+
+
+def test_affect_au_loss_and_f1_skip_uncoded_aus():
+  n = len(labels.AUS)
+  aus = np.zeros((2, n), np.float32)
+  aus[0, 0], aus[0, 1:3] = 1.0, labels.AU_MISSING   # AU1 on; AU2, AU4 not coded
+  aus[1, :] = labels.AU_MISSING
+  aus[1, 1] = aus[1, 3] = 1.0                       # AU2 and AU5 coded, on
+  logits = np.zeros((2, n), np.float32)
+  logits[0, 1:3] = 50.0  # confident on sample 0's uncoded AUs: must not matter
+  logits[1, 1], logits[1, 3] = 50.0, -50.0
+  batch = {'aus': jnp.asarray(aus), 'has_aus': jnp.ones(2, bool)}
+  task = get_task('affect', targets=('aus',))
+  loss, _ = task.loss(jnp.asarray(logits), batch)
+  # Hand value: sample 0 codes n - 2 AUs, all at logit 0 (log 2 each); sample 1
+  # codes AU2 (logit 50, on: ~0) and AU5 (logit -50, on: 50).
+  np.testing.assert_allclose(float(loss), (np.log(2.0) * (n - 2) + 50.0) / 2,
+                             rtol=1e-6)
+  pred = {'aus': 1 / (1 + np.exp(-logits))}
+  rep = task.report(pred, {'aus': aus, 'has_aus': np.ones(2, bool)})
+  # AU2: one TP (sample 1); sample 0's "on" for the uncoded AU2 is no FP.
+  assert rep['aus/f1/AU2'] == 1.0
+  assert rep['aus/f1/AU5'] == 0.0  # coded on, predicted off: one FN
+
+
+def test_union_label_mask_drops_uncoded_aus():
+  n = len(labels.AUS)
+  aus = np.zeros(n, np.float32)
+  aus[0], aus[5] = 1.0, labels.AU_MISSING
+  y, m = mixing.union_targets({'aus': aus, 'has_aus': True, 'expression': -1,
+                               'has_expression': False}, ('expression', 'aus'))
+  sl = mixing.group_slices(('expression', 'aus'))['aus']
+  assert y[sl][0] == 1.0 and y[sl][5] == 0.0
+  assert m[sl].tolist() == [True] * 5 + [False] + [True] * (n - 6)
+  assert not m[mixing.group_slices(('expression', 'aus'))['expression']].any()
