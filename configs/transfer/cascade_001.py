@@ -15,7 +15,10 @@ Arguments (comma-separated, any order):
           (VGG-CNN-M-2048, 224x224)
   data    synthetic (fer2013_like -> sfew_like; default) or real (the fer2013
           and sfew adapters; give --config.data.source.manual_dir and the
-          stage's 'data.source' via --config.stages, or edit REAL below)
+          stage's 'data.source' via --config.stages, or edit REAL below; SFEW
+          has no landmarks: the eye-aligned crop takes the face detector's
+          eyes, fer_jax/face/detect.py, and a face without two eyes is a bad
+          record)
   reduced small_cnn on 48x48 gray crops, a few hundred steps: the CPU variant
           the tests run
 

@@ -28,6 +28,24 @@ class BadRecordError(ValueError):
   """A record whose image or labels cannot be used; names the record."""
 
 
+def detected_eyes(image: np.ndarray, where: str) -> np.ndarray:
+  """(2, 2) eye centres from the face detector (fer_jax/face/detect.py), for
+  001's eye-aligned crop of a record that carries no eyes or landmarks."""
+  from fer_jax.face import detect  # pylint: disable=g-import-not-at-top
+  try:
+    face = detect.detect_face(image, eyes=True)
+  except detect.NoFaceError as e:
+    raise BadRecordError(f'{where}: the eye-aligned crop needs eyes; the record has '
+                         f'none and the detector found none ({e}). Skip such records '
+                         "(skip_bad) or use crop='none'.") from e
+  if face.eyes is None:
+    raise BadRecordError(f'{where}: the eye-aligned crop needs eyes; the record has '
+                         f'none and the detector found a face at {face.box} but not '
+                         "two eyes in it. Skip such records (skip_bad) or use "
+                         "crop='none'.")
+  return np.asarray(face.eyes, np.float64)
+
+
 @dataclasses.dataclass(frozen=True)
 class Preprocess:
   """Turns a record into a float32 example; the papers' steps as options.
@@ -63,7 +81,10 @@ class Preprocess:
                            f'got dtype {image.dtype} shape {image.shape}')
     _check_labels(record, where)
     if self.crop == 'eyes':
-      image = crops.align_by_eyes(image, record["eyes"], self.image_size)
+      eyes = np.asarray(record.get('eyes', np.full((2, 2), np.nan)), np.float64)
+      if not np.all(np.isfinite(eyes)):  # photographs without landmarks (SFEW)
+        eyes = detected_eyes(image, where)
+      image = crops.align_by_eyes(image, eyes, self.image_size)
     elif self.crop == 'landmarks':
       image = crops.landmark_box_crop(image, record["landmarks"], self.image_size)
     elif self.crop != 'none':

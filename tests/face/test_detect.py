@@ -65,3 +65,20 @@ def test_no_face_is_a_clear_error():
   with pytest.raises(NoFaceError):
     crop_face(np.full((64, 64, 3), 128, np.uint8), 'cascade', 32)
   assert issubclass(NoEyesError, NoFaceError)
+
+
+def test_pipeline_eye_crop_of_a_photo_without_eyes_uses_the_detector():
+  """001 on real photographs (SFEW has no landmarks): the pipeline's 'eyes'
+  crop takes the detector's eyes and goes through the same crop function."""
+  from fer_jax.data import crops, pipeline
+  img = skimage_data.astronaut()
+  prep = pipeline.Preprocess(image_size=64, channels=1, crop='eyes', normalize='unit')
+  record = {'image': img, 'eyes': np.full((2, 2), np.nan), 'expression': 3,
+            'has_expression': True, 'index': 5}
+  out = prep(record)['image']
+  want = crops.align_by_eyes(img, detect_face(img).eyes, 64)
+  want = cv2.cvtColor(want, cv2.COLOR_RGB2GRAY)[..., None] / 255.0
+  np.testing.assert_allclose(out, want, atol=1 / 255 + 1e-6)
+  plain = dict(record, image=np.full((200, 200, 3), 128, np.uint8))
+  with pytest.raises(pipeline.BadRecordError, match='record 5: the eye-aligned crop'):
+    prep(plain)
