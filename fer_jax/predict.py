@@ -119,11 +119,11 @@ def detect_faces(gray: np.ndarray, min_size: int = 20) -> List[Tuple[int, ...]]:
   `detect.detect_face`). Overlapping boxes (IoU > 0.3) keep the larger one.
   """
   min_size = min(min_size, *gray.shape[:2])
-  found = detect._detect(gray, 'frontal', min_size)  # pylint: disable=protected-access
+  found = detect.detect_cascade(gray, 'frontal', min_size)
   if not found:
     w = gray.shape[1]
-    found = detect._detect(gray, 'profile', min_size)  # pylint: disable=protected-access
-    found += [(w - x - fw, y, fw, fh) for x, y, fw, fh in detect._detect(  # pylint: disable=protected-access
+    found = detect.detect_cascade(gray, 'profile', min_size)
+    found += [(w - x - fw, y, fw, fh) for x, y, fw, fh in detect.detect_cascade(
         np.ascontiguousarray(gray[:, ::-1]), 'profile', min_size)]
   keep = []
   for f in sorted(found, key=lambda f: -f[2] * f[3]):

@@ -68,10 +68,6 @@ def detect_cascade(gray: np.ndarray, name: str = 'frontal', min_size: int = 20):
   return [tuple(map(int, f)) for f in found]
 
 
-# The former private name (fer_jax.predict.detect_faces calls it).
-_detect = detect_cascade
-
-
 def find_eyes(gray: np.ndarray, box) -> Optional[np.ndarray]:
   """Two eye centres inside the upper half of the face box, or None."""
   x0, y0, x1, y1 = box
