@@ -101,3 +101,26 @@ def au(record, number):
   """(occurrence, intensity) of one FACS AU of a record."""
   k = labels.AUS.index(number)
   return float(record['aus'][k]), float(record['au_intensity'][k])
+
+
+def write_marked_image(path, points, shape=(160, 200, 3), value=200, radius=4):
+  """A flat `value` image (written with OpenCV, so .jpg is lossy) with a black
+  disk of `radius` at each (x, y) of `points`: where they land after a crop
+  is dark, the rest bright."""
+  import os
+  import cv2
+  os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+  img = np.full(shape, value, np.uint8)
+  for x, y in points:
+    cv2.circle(img, (int(round(x)), int(round(y))), radius, (0,) * 3, -1)
+  assert cv2.imwrite(str(path), img), path
+  return img
+
+
+def dark_at(image, point, radius=1, threshold=100):
+  """Whether the mean of `image` around (x, y) `point` is below threshold."""
+  h, w = image.shape[:2]
+  x, y = int(round(float(point[0]))), int(round(float(point[1])))
+  patch = np.asarray(image)[max(0, y - radius):min(h, y + radius + 1),
+                            max(0, x - radius):min(w, x + radius + 1)]
+  return patch.size > 0 and float(patch.mean()) < threshold
