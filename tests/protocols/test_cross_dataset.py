@@ -98,10 +98,10 @@ def test_wild_trained_model_generalizes_to_lab_better_than_the_reverse(tmp_path)
   from fer_jax.train.loop import train_and_evaluate
   acc = {}
   for name, other in (('sfew_like', 'kdef_like'), ('kdef_like', 'sfew_like')):
-    c = tiny_config(total_steps=300, eval_every_steps=300, checkpoint_every_steps=300,
-                    log_every_steps=100, **{'data.eval_records': 300})
+    c = tiny_config(total_steps=200, eval_every_steps=200, checkpoint_every_steps=200,
+                    log_every_steps=100, **{'data.eval_records': 200})
     c.data.source.preset = name
-    c.data.image_size = 48
+    c.data.image_size = 40
     c.data.crop = 'landmarks'  # 002's landmark-box crop
     c.data.augment.hflip = True
     c.model = dict(name='small_cnn', widths=(16, 32, 64), hidden=64)
@@ -115,4 +115,4 @@ def test_wild_trained_model_generalizes_to_lab_better_than_the_reverse(tmp_path)
                                          data={'source.preset': other})
     acc[name] = (own, res['expression/accuracy'])
   wild_on_lab, lab_on_wild = acc['sfew_like'][1], acc['kdef_like'][1]
-  assert wild_on_lab > lab_on_wild + 0.1, acc
+  assert wild_on_lab > lab_on_wild + 0.1, acc  # measured 0.60 vs 0.37
