@@ -26,17 +26,12 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from fer_jax.train import distributed  # noqa: E402  (after the path)
+
 config_flags.DEFINE_config_file('config', None, 'Study config file.',
                                 lock_config=True)
 flags.DEFINE_string('workdir', None, 'Where the study writes everything.')
-flags.DEFINE_enum('distributed', 'none', ['none', 'auto', 'explicit'],
-                  'Start JAX\'s distributed runtime: none (one process; '
-                  'implied explicit if --coordinator_address is set), auto '
-                  '(detect SLURM / Cloud TPU / k8s / Open MPI), explicit.')
-flags.DEFINE_string('coordinator_address', None,
-                    'host:port of process 0\'s coordinator (all processes).')
-flags.DEFINE_integer('num_processes', None, 'Number of processes.')
-flags.DEFINE_integer('process_id', None, 'This process\'s id, 0..num_processes-1.')
+distributed.define_flags()  # --distributed, --coordinator_address, ...
 flags.mark_flags_as_required(['config', 'workdir'])
 FLAGS = flags.FLAGS
 
@@ -45,9 +40,7 @@ def main(argv):
   del argv
   if not FLAGS['verbosity'].present:  # orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
-  from fer_jax.train import distributed
-  distributed.initialize(FLAGS.distributed, FLAGS.coordinator_address,
-                         FLAGS.num_processes, FLAGS.process_id)
+  distributed.initialize_from_flags(FLAGS)
   from fer_jax.protocols.personalization import run_study
   try:
     run_study(FLAGS.config, FLAGS.workdir)

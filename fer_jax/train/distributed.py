@@ -41,6 +41,27 @@ def _on_cpu(platforms: Optional[str]) -> bool:
   return not names or 'cpu' in names
 
 
+def define_flags():
+  """The launchers' flags for JAX's distributed runtime (launch/train.py and
+  launch/personalize.py take the same); read them with `initialize_from_flags`."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_enum('distributed', 'none', ['none', 'auto', 'explicit'],
+                    'Start JAX\'s distributed runtime: none (one process; '
+                    'implied explicit if --coordinator_address is set), auto '
+                    '(detect SLURM / Cloud TPU / k8s / Open MPI), explicit.')
+  flags.DEFINE_string('coordinator_address', None,
+                      'host:port of process 0\'s coordinator (all processes).')
+  flags.DEFINE_integer('num_processes', None, 'Number of processes.')
+  flags.DEFINE_integer('process_id', None,
+                       'This process\'s id, 0..num_processes-1.')
+
+
+def initialize_from_flags(flag_values) -> bool:
+  """`initialize` with the flags of `define_flags`."""
+  return initialize(flag_values.distributed, flag_values.coordinator_address,
+                    flag_values.num_processes, flag_values.process_id)
+
+
 def initialize(mode: str = 'none', coordinator_address: Optional[str] = None,
                num_processes: Optional[int] = None, process_id: Optional[int] = None,
                platforms: Optional[str] = None, initialize_fn=None) -> bool:

@@ -91,3 +91,22 @@ def test_sjmt_beats_single_task_and_predicts_generating_aus(tmp_path):
   # A predictor guessing AUs at random scores F1 = prevalence (~0.25); saying
   # "every AU is on" scores 2p/(1+p) (~0.40): SJMT must beat the stronger one.
   assert s['expr_set/au_gt/f1_mean'] > s['expr_set/au_gt/f1_all_positive_mean'] + 0.05, s
+
+
+def test_compound_configs_train_on_compound_like(tmp_path):
+  """003 Table 4: the single-task and SJMT compound-expression configs."""
+  from configs.multitask import common
+  from fer_jax.train.loop import train_and_evaluate
+  single = common.get('single_compound')
+  both = common.get('sjmt_compound')
+  assert single.task.targets == ('compound',)
+  assert [e['source']['preset'] for e in single.data.mixture] == ['compound_like']
+  assert [e['source']['preset'] for e in both.data.mixture] == ['compound_like',
+                                                                'emotionet_like']
+  assert single.data.source.preset == both.data.source.preset == 'compound_like'
+  both.total_steps, both.batch_size, both.data.image_size = 2, 8, 32
+  both.eval_every_steps = both.checkpoint_every_steps = 2
+  both.schedule.warmup_steps = 0
+  both.data.eval_records = 32
+  res = train_and_evaluate(both, str(tmp_path))
+  assert 0.0 <= res['val/compound/accuracy'] <= 1.0
