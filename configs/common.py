@@ -19,10 +19,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.progress = True
   c.trainable = 'all'         # see fer_jax.models.partition.trainable_mask
   # Starting weights (fer_jax/train/init.py): a fer_jax workdir's checkpoint,
-  # or a torchvision / Keras file; head 'keep' or 'reinit'.
+  # or a torchvision / Keras / Caffe file; head 'keep' or 'reinit'.
   c.init = ml_collections.ConfigDict({'workdir': '', 'checkpoint': 'best',
                                       'torchvision': '', 'keras': '',
-                                      'head': 'keep'})
+                                      'caffe': '', 'head': 'keep'})
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'synthetic'

@@ -27,9 +27,13 @@ every 10 epochs; EmotiW faces eye-aligned (0.62 / 0.9 / 1.35 x eye distance),
 gray, 256x256, min-max stretched; FER-2013 not aligned (48x48 upsampled). The
 network input is the model's (227 / 224): we resize the 256 crop to it, where
 Caffe took random / centre crops of 227 from 256 (not done here). The paper
-gives no epoch count: 30 per stage (three lr drops). ImageNet weights: set
---config.init.torchvision (torchvision AlexNet has no LRN: use model
-'alexnet'), or leave empty for a random start (no Caffe importer yet).
+gives no epoch count: 30 per stage (three lr drops). ImageNet weights (the
+paper's): --config.init.caffe=bvlc_alexnet.caffemodel (alexnet) or
+VGG_CNN_M_2048.caffemodel (vgg_cnn_m) with --config.init.head=reinit (a new
+fc8; fc6/fc7 load); Caffe's nets saw 0-255 pixels minus the ImageNet mean, so
+also set --config.data.normalize=mean_std --config.data.mean=0.45
+--config.data.std=0.00392 (1/255; replaces the [0, 1] 'minmax' stretch).
+Or --config.init.torchvision (no LRN: model 'alexnet'), or a random start.
 """
 import copy
 

@@ -6,6 +6,10 @@
   checkpoint  'best' or 'latest' checkpoint of that workdir
   torchvision '' or a .pth / .safetensors state dict of the same family
   keras       '' or a Keras HDF5 (mini_xception, resnet50_v2)
+  caffe       '' or a Caffe .caffemodel: bvlc_alexnet into alexnet_lrn,
+              VGG_CNN_M_2048 into vgg_cnn_m_2048 (BGR 0-255 minus the ImageNet
+              mean input: see importers.import_caffe); 'reinit' replaces only
+              fc8, fc6/fc7 keep their ImageNet weights (paper 001)
   head        'keep' (load the head too: same label space) or 'reinit' (a fresh
               head, e.g. a new label space); BatchNorm statistics follow params
 
@@ -19,11 +23,12 @@ import numpy as np
 from fer_jax.models import partition
 
 HEADS = ('keep', 'reinit')
+SOURCES = ('workdir', 'torchvision', 'keras', 'caffe')  # at most one set
 
 
 def has_init(config) -> bool:
   init = config.get('init') or {}
-  return any(init.get(k) for k in ('workdir', 'torchvision', 'keras'))
+  return any(init.get(k) for k in SOURCES)
 
 
 def initial_variables(config, variables: Dict[str, Any]) -> Dict[str, Any]:
@@ -32,7 +37,7 @@ def initial_variables(config, variables: Dict[str, Any]) -> Dict[str, Any]:
   init = config.get('init') or {}
   if not has_init(config):
     return variables
-  sources = [k for k in ('workdir', 'torchvision', 'keras') if init.get(k)]
+  sources = [k for k in SOURCES if init.get(k)]
   if len(sources) > 1:
     raise ValueError(f'config.init names {sources}; give one source of weights.')
   head = init.get('head', 'keep')
@@ -63,6 +68,8 @@ def initial_variables(config, variables: Dict[str, Any]) -> Dict[str, Any]:
   if init.get('torchvision'):
     return importers.import_torchvision(name, init.torchvision, target,
                                         head=keep_head)
+  if init.get('caffe'):
+    return importers.import_caffe(name, init.caffe, target, head=keep_head)
   if name == 'mini_xception':
     return importers.import_keras_mini_xception(init.keras, target,
                                                 head=keep_head)

@@ -56,7 +56,7 @@ def stage_configs(config: ml_collections.ConfigDict, workdir: str
     name = stage.pop('name', f'stage{i}')
     c = copy.deepcopy(base)
     if i:  # from the previous stage's weights, not from the base's file
-      c.init.torchvision = c.init.keras = ''
+      c.init.torchvision = c.init.keras = c.init.caffe = ''
       c.init.head = 'keep'
       c.init.workdir = out[-1][1]
     for k, v in stage.items():

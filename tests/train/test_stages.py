@@ -136,6 +136,11 @@ def test_001_configs_chain_the_papers_stages(arg, tmp_path):
   if len(stages) == 2:
     assert stages[0][2].data.crop == 'none'  # FER-2013 is not aligned
     assert last.init.head == 'reinit' and last.init.workdir == stages[0][1]
+    # The ImageNet file starts stage 1 only; stage 2 starts from stage 1.
+    c.init.caffe = '/weights/bvlc_alexnet.caffemodel'
+    first, second = [s[2] for s in stages_lib.stage_configs(c, str(tmp_path))]
+    assert first.init.caffe == c.init.caffe and not first.init.workdir
+    assert second.init.caffe == '' and second.init.workdir == stages[0][1]
   if 'reduced' not in arg:
     assert last.optim.to_dict() == dict(name='sgd', learning_rate=1e-3,
                                          momentum=0.9, weight_decay=5e-4)
