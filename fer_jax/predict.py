@@ -72,9 +72,11 @@ class Output:
 class CropSpec:
   """How a detected face becomes the model's input crop.
 
-  method: 'box' (the detector's box, as datasets crop their face boxes) or
+  method: 'box' (the detector's box, as datasets crop their face boxes),
     'eyes' (001's eye-aligned crop; falls back to 'box' when two eyes are not
-    found, and the row's `crop` says so).
+    found, and the row's `crop` says so) or 'landmarks' (002's box of the 68
+    landmarks dlib finds in the detector's box, `crops.landmark_box_crop`;
+    needs the 'landmarks' extra, fer_jax/face/landmarks.py).
   size: crop side in pixels; None keeps the box's own resolution (the
     preprocessing resizes, as the fer package does).
   square: grow the shorter side about the centre first (fer's `tosquare`).
@@ -162,17 +164,26 @@ def faces_in_image(image: np.ndarray, crop: CropSpec = CropSpec(),
   if crop.pad == 'bottom_mean':
     pad_value = float(np.mean(cv2.cvtColor(image[-2:], cv2.COLOR_RGB2GRAY)))
   boxes, out, methods = [], [], []
-  for box in detect_faces(eq, min_size):
+  found = detect_faces(eq, min_size)
+  if crop.method == 'landmarks':  # dlib on the detector's boxes, all at once
+    from fer_jax.face import landmarks  # pylint: disable=g-import-not-at-top
+    points = landmarks.dlib_landmarks(
+        image, [(x, y, x + w, y + h) for x, y, w, h in found])
+  for i, box in enumerate(found):
     x, y, w, h = box
     method = 'box'
-    if crop.method == 'eyes':
+    if crop.method == 'landmarks':
+      # As the training pipeline crops: the tight box, stretched to the size.
+      out.append(crops_lib.landmark_box_crop(image, points[i], crop.size or w))
+      method = 'landmarks'
+    elif crop.method == 'eyes':
       eyes = detect.find_eyes(eq, (x, y, x + w, y + h))
       if eyes is not None:
         out.append(crops_lib.align_by_eyes(image, eyes, crop.size or w))
         method = 'eyes'
       else:
         method = 'box_no_eyes'
-    if method != 'eyes':
+    if method not in ('eyes', 'landmarks'):
       out.append(_box_crop(image, box, crop, pad_value))
     boxes.append(box)
     methods.append(method)
@@ -354,6 +365,24 @@ def _output_kinds(task_name: str, pred_shapes: Dict[str, Tuple[int, ...]]):
   return out
 
 
+def crop_of_training(train_crop: str, size: int, where: str) -> CropSpec:
+  """The CropSpec matching a run's `config.data.crop`.
+
+  'landmarks' (002's landmark box) needs dlib's 68 points (the 'landmarks'
+  extra); without it the detector's box stands in, with a warning on stderr.
+  """
+  if train_crop == 'landmarks':
+    from fer_jax.face import landmarks  # pylint: disable=g-import-not-at-top
+    try:
+      landmarks.shape_predictor()  # loads once; fails here, not per frame
+      return CropSpec('landmarks', size=size)
+    except ImportError as e:
+      print(f'{where}: trained on landmark-box crops (002) but the 68 landmarks '
+            f'are not available ({e}); using the face detector box instead.',
+            file=sys.stderr)
+  return CropSpec('eyes' if train_crop == 'eyes' else 'box', size=size)
+
+
 def load_workdir(workdir: str, which: str = 'best', batch_size: int = 32,
                  mc_passes: int = 0, seed: int = 0) -> Predictor:
   """The predictor of a trained run (as launch/evaluate.py loads it)."""
@@ -376,12 +405,7 @@ def load_workdir(workdir: str, which: str = 'best', batch_size: int = 32,
   prep = dataclasses.replace(
       pipeline.preprocess_from_config(config.data, name=f'predict:{workdir}'),
       crop='none')
-  train_crop = config.data.get('crop', 'none')
-  if train_crop == 'landmarks':
-    print(f'{workdir}: trained on landmark-box crops (002) but no landmark '
-          'detector ships here; using the face detector box instead.',
-          file=sys.stderr)
-  crop = CropSpec('eyes' if train_crop == 'eyes' else 'box', size=size)
+  crop = crop_of_training(config.data.get('crop', 'none'), size, workdir)
   shape = (size, size, channels)
   shapes = jax.eval_shape(lambda z: task.predict(z),
                           jax.ShapeDtypeStruct((1, task.num_outputs), jnp.float32))

@@ -46,11 +46,41 @@ def detected_eyes(image: np.ndarray, where: str) -> np.ndarray:
   return np.asarray(face.eyes, np.float64)
 
 
+def detected_landmarks(image: np.ndarray, where: str) -> np.ndarray:
+  """(68, 2) landmarks of the largest face from the face detector and dlib's
+  shape predictor (fer_jax/face/landmarks.py, the 'landmarks' extra), for
+  002's landmark-box crop of a record that carries none."""
+  from fer_jax.face import detect  # pylint: disable=g-import-not-at-top
+  from fer_jax.face import landmarks  # pylint: disable=g-import-not-at-top
+  try:
+    landmarks.shape_predictor()  # before detection: the same error every record
+  except ImportError as e:
+    raise ImportError(f'{where}: the landmark-box crop needs 68 landmarks; the '
+                      f'record has none and {e}. Or use records with landmarks '
+                      "or another crop ('none', 'eyes').") from e
+  try:
+    face = detect.detect_face(image, eyes=False)
+  except detect.NoFaceError as e:
+    raise BadRecordError(f'{where}: the landmark-box crop needs 68 landmarks; the '
+                         f'record has none and the detector found no face ({e}). '
+                         "Skip such records (skip_bad) or use crop='none'.") from e
+  return landmarks.dlib_landmarks(image, [face.box])[0].astype(np.float64)
+
+
+def _has_points(points) -> bool:
+  """Whether a record's points (landmarks, eyes) are given: some, all finite."""
+  if points is None:
+    return False
+  points = np.asarray(points, np.float64)
+  return points.size > 0 and bool(np.all(np.isfinite(points)))
+
+
 @dataclasses.dataclass(frozen=True)
 class Preprocess:
   """Turns a record into a float32 example; the papers' steps as options.
 
-  crop: 'none', 'eyes' (001: eye-aligned box) or 'landmarks' (002: landmark box).
+  crop: 'none', 'eyes' (001: eye-aligned box) or 'landmarks' (002: landmark box);
+    a record without them takes them from the face detector (and dlib).
   normalize: 'unit' (x/255), 'minmax' (001: per-image stretch, then /255),
     'mean_std' ((x/255 - mean) / std; 002 uses 0.5/0.5), 'featurewise'
     (004: Keras' featurewise_center + featurewise_std_normalization,
@@ -86,7 +116,10 @@ class Preprocess:
         eyes = detected_eyes(image, where)
       image = crops.align_by_eyes(image, eyes, self.image_size)
     elif self.crop == 'landmarks':
-      image = crops.landmark_box_crop(image, record["landmarks"], self.image_size)
+      points = record.get('landmarks')
+      if not _has_points(points):  # photographs without landmarks (SFEW)
+        points = detected_landmarks(image, where)
+      image = crops.landmark_box_crop(image, points, self.image_size)
     elif self.crop != 'none':
       raise ValueError(f'Unknown crop {self.crop!r}; valid: none, eyes, landmarks')
     image = transforms.to_channels(image, self.channels)

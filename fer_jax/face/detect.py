@@ -7,7 +7,8 @@ face wins; eyes are searched inside the face's upper half. No face raises
 eyes raises `NoEyesError` (a NoFaceError).
 crop_face methods: 'cascade' (004: the cascade box), 'eyes' (001: eye-aligned,
 `crops.align_by_eyes`), 'landmarks' (002: `crops.landmark_box_crop`, needs
-68 landmarks given by the caller: no landmark detector ships here).
+68 landmarks given by the caller, e.g. dlib's from fer_jax/face/landmarks.py,
+the optional 'landmarks' extra).
 """
 import dataclasses
 import functools
@@ -107,7 +108,8 @@ def crop_face(image: np.ndarray, method: str, out_size, face: Optional[Face] = N
   """One of the papers' crops of the largest face (see module doc)."""
   if method == 'landmarks':
     if landmarks is None:
-      raise ValueError("crop 'landmarks' (002) needs the 68 landmarks")
+      raise ValueError("crop 'landmarks' (002) needs the 68 landmarks (the "
+                       "dataset's, or fer_jax.face.landmarks.dlib_landmarks)")
     return crops.landmark_box_crop(image, landmarks, out_size, margin)
   face = face or detect_face(image, eyes=method == 'eyes')
   if method == 'cascade':
