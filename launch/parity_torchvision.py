@@ -1,12 +1,44 @@
 """Parity of the flax models with torchvision's, through the state-dict importer.
 
-For each family: a torchvision model with random weights and non-trivial BN
-statistics (eval mode), its state dict imported into the flax model, and the
-max |logit difference| on the same random input (target <= 1e-4, float32).
+For each family: a torchvision model in eval mode, its state dict imported
+into the flax model, and the logits of both on the same random inputs
+(target: max |logit difference| <= 1e-4 in float32).
 
-  python launch/parity_torchvision.py [--models alexnet,resnet18] [--size 224]
+Weights (--bn). Without internet there are no ImageNet weights, so the
+networks are random; what matters for parity is that they behave like trained
+ones, whose BatchNorm running statistics match their activations:
+
+* calib (default): torchvision's random init, BN affine params randomised
+  (so that a swapped scale/bias or mean/var shows in the logits), then the BN
+  running statistics calibrated in torch: train-mode passes with momentum=None
+  (a cumulative average) over calibration batches that are distinct from the
+  comparison inputs. Each BN then normalises its actual input, as in a trained
+  network.
+* init: torchvision's init untouched (BN mean 0, var 1, scale 1, bias 0). In
+  eval mode such BNs normalise nothing, so activations and logits grow with
+  depth; only the relative difference is meaningful there.
+
+The final Linear keeps torchvision's small init (|logits| ~ 1, trained nets
+reach ~10-30): hence the relative column.
+
+Columns: diff: max |flax32 - torch32|; max|logit|: max |torch32|; rel: their
+ratio; torch gap: max |torch32 - torch64| on the same weights and inputs, the
+float32 rounding floor of the reference itself; flax err: max |flax32 -
+torch64|, flax's own float32 error; f64 diff: max |flax64 - torch64|, which
+isolates the import (names, layouts, padding, eps) from rounding.
+
+With --bn calib at 224/299, resnet101, resnet152 and inception_v3 exceed 1e-4
+in float32 while their f64 diff is ~1e-12 and torch's own gap is as large
+(1.8e-4, 6.6e-4, 2.0e-4): perturbations grow through the depth of these random
+BN networks, whatever the implementation. Exit status 2 when some f64 diff
+exceeds 1e-9 * max|logit| (an import error), else 0.
+
+  python launch/parity_torchvision.py [--models resnet18,inception_v3]
+      [--bn calib|init] [--batch 4] [--size 224] [--small] [--gray]
+      [--jax-precision highest]
 """
 import argparse
+import copy
 import sys
 import time
 
@@ -25,13 +57,16 @@ SMALL_SIZES = {'alexnet': 64, 'vgg11': 32, 'vgg11_bn': 32, 'vgg16': 32,
                'inception_v3': 75}
 FULL_SIZES = {'inception_v3': 299}
 ALL = tuple(SMALL_SIZES)
+BN_MODES = ('calib', 'init')
+TOL = 1e-4
 
 
-def randomize_bn(model, size, seed=0):
-  """Non-trivial BN affine params and running statistics, so that a swapped
-  scale/bias or mean/var shows up in the logits. The statistics are measured
-  on random batches (train-mode passes, cumulative average), which keeps deep
-  nets' logits at a sane scale, unlike random statistics."""
+def calibrate_bn(model, size, seed=0, batches=4, batch_size=16):
+  """Random BN affine params, running statistics measured on random batches.
+
+  The calibration inputs come from a torch generator, the comparison inputs
+  from numpy: they are distinct draws of the same N(0, 1) distribution.
+  """
   import torch  # pylint: disable=g-import-not-at-top
   g = torch.Generator().manual_seed(seed)
   bns = [m for m in model.modules()
@@ -45,96 +80,138 @@ def randomize_bn(model, size, seed=0):
       m.reset_running_stats()
       m.momentum = None  # cumulative average over the calibration passes
     model.train()
-    for _ in range(4):
-      model(torch.randn(16, 3, size, size, generator=g))
+    for _ in range(batches):
+      model(torch.randn(batch_size, 3, size, size, generator=g))
     for m in bns:
       m.momentum = 0.1
   return model
 
 
-def torch_model(name, size, num_outputs=1000):
+def torch_model(name, size, num_outputs=1000, bn='calib', seed=0,
+                calib=(4, 16)):
+  """A torchvision model with random weights, in eval mode (see --bn).
+
+  calib: (batches, batch size) of the BN calibration.
+  """
+  import torch  # pylint: disable=g-import-not-at-top
+  if bn not in BN_MODES:
+    raise ValueError(f'bn={bn!r}: one of {BN_MODES}')
+  torch.manual_seed(seed)
   tvm = torchvision_models()
   kw = {'num_classes': num_outputs}
   if name == 'inception_v3':
+    # Our model has no aux head and expects already-normalised inputs.
     kw.update(aux_logits=False, init_weights=True, transform_input=False)
-  return randomize_bn(getattr(tvm, name)(**kw), size).eval()
+  model = getattr(tvm, name)(**kw)
+  if bn == 'calib':
+    calibrate_bn(model, size, seed, *calib)
+  return model.eval()
 
 
-def parity(name, size, batch=2, num_outputs=1000, channels=3, seed=0,
-           float64=False):
-  """Max |logit difference| between torchvision and the imported flax model.
-
-  Returns (diff, max |logit|). float64=True runs both sides in float64: that
-  isolates the import (names, layouts, padding) from float32 rounding, which
-  deep random nets amplify to ~1e-3 in torch itself (see `torch_noise`).
-  """
-  import torch  # pylint: disable=g-import-not-at-top
-  torch.manual_seed(seed)
-  tm = torch_model(name, size, num_outputs)
+def inputs(size, batch, seed=0, channels=3):
+  """(batch, 3, size, size) N(0, 1) float32; gray: (g, g, g) per image."""
   x = np.random.RandomState(seed).randn(batch, 3, size, size).astype(np.float32)
   if channels == 1:  # a gray image fed to the RGB reference as (g, g, g)
     x = np.repeat(x[:, :1], 3, axis=1)
-  if float64:
-    tm, x = tm.double(), x.astype(np.float64)
+  return x
+
+
+def torch_logits(model, x):
+  import torch  # pylint: disable=g-import-not-at-top
   with torch.no_grad():
-    ref = tm(torch.from_numpy(x)).numpy()
-  with jax.enable_x64(float64), jax.default_matmul_precision('float32'):
+    return model(torch.from_numpy(x)).numpy()
+
+
+def flax_logits(name, state_dict, x, num_outputs=1000, channels=3,
+                float64=False, precision='highest'):
+  """Logits of the flax model with `state_dict` imported, on NCHW `x`."""
+  with jax.enable_x64(float64), jax.default_matmul_precision(precision):
     dtype = jnp.float64 if float64 else jnp.float32
     fm = get_model(name, num_outputs=num_outputs, dtype=dtype)
     xf = jnp.asarray(x.transpose(0, 2, 3, 1)[..., :channels])
     shapes = jax.eval_shape(fm.init, jax.random.key(0), xf)
     shapes = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, dtype),
                           shapes)
-    variables = importers.import_torchvision(name, tm.state_dict(), shapes)
-    # predict_head returns float32: compare before that cast when in float64.
+    variables = importers.import_torchvision(name, state_dict, shapes)
+    # predict_head casts to float32: in float64 take the logits before that.
     out = jax.jit(lambda v, x: fm.apply(v, x, method=lambda m, x: m.top(
         m.embed(x))))(variables, xf)
-    out = np.asarray(out)
-  return float(np.max(np.abs(out - ref))), float(np.max(np.abs(ref)))
+    return np.asarray(out)
 
 
-def torch_noise(name, size, batch=2, seed=0):
-  """torch's own float32 error: max |logits32 - logits64| of one model."""
-  import torch  # pylint: disable=g-import-not-at-top
-  torch.manual_seed(seed)
-  tm = torch_model(name, size)
-  x = np.random.RandomState(seed).randn(batch, 3, size, size).astype(np.float32)
-  with torch.no_grad():
-    r32 = tm(torch.from_numpy(x)).numpy()
-    r64 = tm.double()(torch.from_numpy(x).double()).numpy()
-  return float(np.max(np.abs(r32 - r64)))
+def compare(name, size, batch=4, bn='calib', num_outputs=1000, channels=3,
+            seed=0, float64=True, precision='highest'):
+  """The table's columns for one family (see the module docstring).
+
+  float64=False skips the float64 runs (torch gap, flax err, f64 diff).
+  """
+  tm = torch_model(name, size, num_outputs, bn, seed)
+  x = inputs(size, batch, seed, channels)
+  t32 = torch_logits(tm, x)
+  f32 = flax_logits(name, tm.state_dict(), x, num_outputs, channels,
+                    precision=precision)
+  diff, scale = float(np.abs(f32 - t32).max()), float(np.abs(t32).max())
+  out = {'diff': diff, 'scale': scale, 'rel': diff / scale}
+  if float64:
+    tm64 = copy.deepcopy(tm).double()
+    x64 = x.astype(np.float64)
+    t64 = torch_logits(tm64, x64)
+    f64 = flax_logits(name, tm64.state_dict(), x64, num_outputs, channels,
+                      float64=True)
+    out.update(torch_gap=float(np.abs(t32 - t64).max()),
+               flax_err=float(np.abs(f32 - t64).max()),
+               diff64=float(np.abs(f64 - t64).max()))
+  return out
+
+
+def parity(name, size, batch=2, num_outputs=1000, channels=3, seed=0,
+           bn='calib'):
+  """(max |logit difference|, max |logit|), both float32."""
+  r = compare(name, size, batch, bn, num_outputs, channels, seed,
+              float64=False)
+  return r['diff'], r['scale']
 
 
 def main(argv):
-  p = argparse.ArgumentParser(description=__doc__)
+  p = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--models', default=','.join(ALL))
+  p.add_argument('--bn', default='calib', choices=BN_MODES)
+  p.add_argument('--batch', type=int, default=4)
   p.add_argument('--size', type=int, default=0,
                  help='input size; 0: 224 (299 for inception_v3)')
   p.add_argument('--small', action='store_true', help='smallest valid inputs')
   p.add_argument('--gray', action='store_true',
                  help='1-channel flax model from RGB weights')
+  p.add_argument('--jax-precision', default='highest',
+                 help='jax.default_matmul_precision of the float32 flax run')
   args = p.parse_args(argv)
   if torchvision_models() is None:
     print('torch/torchvision not importable: nothing to compare.')
     return 1
-  worst = 0.0
-  print(f'{"model":14s} {"size":>5s} {"f32 diff":>9s} {"torch f32":>9s} '
-        f'{"f64 diff":>9s} {"max|logit|":>10s} {"secs":>5s}')
+  print(f'bn={args.bn} batch={args.batch} '
+        f'jax_precision={args.jax_precision} backend={jax.default_backend()}')
+  print(f'{"model":14s} {"size":>4s} {"diff":>8s} {"max|logit|":>10s} '
+        f'{"rel":>8s} {"torch gap":>9s} {"flax err":>8s} {"f64 diff":>8s} '
+        f'{"secs":>5s}')
+  over, worst64 = [], 0.0  # worst64: relative, as 'init' logits reach 1e5
   for name in args.models.split(','):
     size = (SMALL_SIZES[name] if args.small else
             args.size or FULL_SIZES.get(name, 224))
     t = time.time()
-    c = 1 if args.gray else 3
-    d32, scale = parity(name, size, channels=c)
-    d64, _ = parity(name, size, channels=c, float64=True)
-    noise = torch_noise(name, size)
-    worst = max(worst, d64)
-    print(f'{name:14s} {size:5d} {d32:9.2e} {noise:9.2e} {d64:9.2e} '
-          f'{scale:10.2e} {time.time() - t:5.1f}', flush=True)
-  print('f32 diff: flax vs torch, both float32; torch f32: torch float32 vs '
-        'torch float64 (the rounding floor); f64 diff: both float64.')
-  print(f'worst f64 diff: {worst:.2e} ({"OK" if worst <= 1e-4 else "FAIL"})')
-  return 0 if worst <= 1e-4 else 2
+    r = compare(name, size, args.batch, args.bn, channels=1 if args.gray else 3,
+                precision=args.jax_precision)
+    worst64 = max(worst64, r['diff64'] / r['scale'])
+    if r['diff'] > TOL:
+      over.append(name)
+    print(f'{name:14s} {size:4d} {r["diff"]:8.1e} {r["scale"]:10.2e} '
+          f'{r["rel"]:8.1e} {r["torch_gap"]:9.1e} {r["flax_err"]:8.1e} '
+          f'{r["diff64"]:8.1e} {time.time() - t:5.0f}', flush=True)
+  print(f'diff <= {TOL:g}: {"all" if not over else "not " + ", ".join(over)}'
+        f'; worst f64 diff / max|logit|: {worst64:.1e}')
+  # A mapping error shows in float64; float32 rounding of the reference
+  # itself (torch gap) is not the importer's to fix.
+  return 0 if worst64 <= 1e-9 else 2
 
 
 if __name__ == '__main__':
