@@ -9,7 +9,7 @@ coordinates them; each writes its own shards, process 0 the metadata), so the
 directory must be on a file system (or gs:// bucket) that all of them see.
 """
 import os
-from typing import Optional
+from typing import List, Optional
 
 import jax
 import numpy as np
@@ -103,6 +103,14 @@ def abstract_like(state):
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
 
 
+def saved_steps(workdir: str, which: str = 'latest') -> List[int]:
+  """Steps of the finished checkpoints in WORKDIR/checkpoints/WHICH (Orbax
+  writes a step under a temporary name and renames it when complete)."""
+  root = os.path.join(os.path.abspath(workdir), 'checkpoints', which)
+  return sorted(int(d) for d in (os.listdir(root) if os.path.isdir(root) else [])
+                if d.isdigit())
+
+
 def load_numpy(workdir: str, which: str = 'latest', step: Optional[int] = None):
   """A run's checkpoint as a tree of host numpy arrays, whatever the topology it
   was saved under (e.g. to use it as pretrained weights or to compare runs).
@@ -110,8 +118,7 @@ def load_numpy(workdir: str, which: str = 'latest', step: Optional[int] = None):
   Returns (step, tree) with the TrainState's fields as dict keys.
   """
   root = os.path.join(os.path.abspath(workdir), 'checkpoints', which)
-  steps = sorted(int(d) for d in (os.listdir(root) if os.path.isdir(root) else [])
-                 if d.isdigit())
+  steps = saved_steps(workdir, which)
   if not steps or (step is not None and step not in steps):
     raise FileNotFoundError(f'No {which} checkpoint {step or ""} in {root} '
                             f'(found steps {steps})')

@@ -250,7 +250,9 @@ class Trainer:
                                    mask)
     self.frozen_bn = frozen_batchnorm(config, mask, shapes.get('batch_stats', {}))
     state = init_state(self.model, self.tx, rng, sample)
-    if init_lib.has_init(config):  # pretrained weights (only used if fresh)
+    # Pretrained weights start a fresh run only: a resumed one restores its own
+    # checkpoint, so the file (maybe gone by now) is not read.
+    if init_lib.has_init(config) and not ckpt_lib.saved_steps(workdir):
       variables = init_lib.initial_variables(config, variables_of(state))
       state = create_state(variables, self.tx, jax.random.wrap_key_data(state.rng))
     self.state = jax.device_put(state, mesh_lib.replicated(self.mesh))

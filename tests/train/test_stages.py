@@ -51,6 +51,23 @@ def test_init_from_workdir_loads_the_best_checkpoint(source_run, tmp_path):
   assert not _equal(p3['features'], fresh['features'])
 
 
+def test_a_resumed_run_does_not_read_its_init_weights_again(source_run,
+                                                            tmp_path):
+  import shutil
+  c, wd = source_run
+  src = str(tmp_path / 'pretrained')
+  shutil.copytree(wd, src)
+  c2 = c.copy_and_resolve_references()
+  c2.init.workdir = src
+  run = str(tmp_path / 'run')
+  first = loop.train_and_evaluate(c2, run)
+  shutil.rmtree(src)  # a resume restores the run's own checkpoint
+  again = loop.train_and_evaluate(c2, run)
+  assert again['val/expression/accuracy'] == first['val/expression/accuracy']
+  with pytest.raises(FileNotFoundError, match='pretrained'):
+    loop.Trainer(c2, str(tmp_path / 'fresh'))  # a fresh run still needs it
+
+
 def test_init_from_a_workdir_of_another_model_names_it(source_run, tmp_path):
   c, wd = source_run
   c2 = c.copy_and_resolve_references()
