@@ -98,13 +98,8 @@ def amigos(split: str, manual_dir: str, annotations=None,
               f'{cells[cols["user"]]!r}/{cells[cols["video"]]!r}/'
               f'{cells[cols["segment"]]!r} are not ids and an integer segment')
       continue
-    try:
-      va = va_video.mean_va(cells, cols['v'], cols['a'], va_range, clip_va)
-    except ValueError as e:
-      col.bad(where, str(e))
-      continue
+    va = va_video.row_va(cells, cols, va_range, clip_va, col, where)
     if va is None:
-      col.drop('no_va')
       continue
     k = (user, vid, int(seg))
     if k in segments:

@@ -79,13 +79,8 @@ def semaine(split: str, manual_dir: str, annotations: str = ANNOTATION_FILE,
               f'{first[1][pos]} {cells[pos]!r} is not a session id and a '
               f'{"frame number" if cols["frame"] is not None else "time (s)"}')
       continue
-    try:
-      va = va_video.mean_va(cells, cols['v'], cols['a'], va_range, clip_va)
-    except ValueError as e:
-      col.bad(where, str(e))
-      continue
+    va = va_video.row_va(cells, cols, va_range, clip_va, col, where)
     if va is None:
-      col.drop('no_va')
       continue
     subject = (cells[cols['subject']].strip() if cols['subject'] is not None
                and cols['subject'] < len(cells) else '') or session

@@ -40,6 +40,21 @@ def mean_va(cells: Sequence[str], v_cols, a_cols, va_range: Tuple[float, float],
   return tuple(out)
 
 
+def row_va(cells: Sequence[str], cols, va_range: Tuple[float, float],
+           clip: bool, col, where: str):
+  """`mean_va` of one annotation row, or None with the row counted in `col`
+  (a base.Collector): bad (out of range, named by `where`) or dropped (no
+  rating: 'no_va')."""
+  try:
+    va = mean_va(cells, cols['v'], cols['a'], va_range, clip)
+  except ValueError as e:
+    col.bad(where, str(e))
+    return None
+  if va is None:
+    col.drop('no_va')
+  return va
+
+
 def key(text: str) -> str:
   """A subject / video id as written in a table or a file name: '07', '7.0'
   and '7' are the same id; other text is kept (case-insensitive)."""
