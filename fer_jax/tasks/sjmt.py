@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fer_jax.data import mixing
+from fer_jax.data import labels, mixing
 from fer_jax.evaluate import multitask_report
 from fer_jax.tasks.registry import TASKS
 
@@ -140,9 +140,10 @@ class ClassicalMultitaskTask:
         mine = jnp.full(outputs.shape[0], float(self._first_head(g) == i))
       m = base * mine * batch[f'has_{g}'].astype(jnp.float32)
       z = outputs[:, sl]
-      if g == 'aus':
-        per = optax.sigmoid_binary_cross_entropy(
-            z, batch['aus'].astype(jnp.float32)).sum(-1)
+      if g == 'aus':  # an AU the dataset does not code is -1: no loss
+        aus = batch['aus'].astype(jnp.float32)
+        per = jnp.where(labels.au_known(aus), optax.sigmoid_binary_cross_entropy(
+            z, jnp.maximum(aus, 0.0)), 0.0).sum(-1)
       else:
         per = optax.softmax_cross_entropy_with_integer_labels(
             z, jnp.maximum(batch[g], 0))

@@ -39,3 +39,28 @@ def test_union_label_mask_drops_uncoded_aus():
   assert y[sl][0] == 1.0 and y[sl][5] == 0.0
   assert m[sl].tolist() == [True] * 5 + [False] + [True] * (n - 6)
   assert not m[mixing.group_slices(('expression', 'aus'))['expression']].any()
+
+
+def test_classical_multitask_au_loss_skips_uncoded_aus():
+  # Against a -1 target the sigmoid cross-entropy is unbounded below: driving
+  # an uncoded AU's logit to -100 must not lower the loss at all.
+  n = len(labels.AUS)
+  task = get_task('classical_multitask', heads=(('expression',), ('aus',)))
+  aus = np.zeros((1, n), np.float32)
+  aus[0, :2] = 1.0
+  aus[0, 2:5] = labels.AU_MISSING               # three AUs not coded
+  batch = {'aus': jnp.asarray(aus), 'has_aus': jnp.ones(1, bool),
+           'expression': jnp.full(1, -1), 'has_expression': jnp.zeros(1, bool),
+           'dataset_id': jnp.ones(1, jnp.int32)}
+  losses = []
+  for uncoded_logit in (0.0, -20.0, -100.0):
+    out = np.zeros((1, 7 + n), np.float32)
+    out[0, 7:9] = 2.0                          # the two coded-on AUs
+    out[0, 7 + 2:7 + 5] = uncoded_logit
+    loss, aux = task.loss(jnp.asarray(out), batch)
+    losses.append(float(loss))
+    assert float(aux['loss/head1/aus']) == float(loss)
+  # Hand value over the coded AUs alone: two on at logit 2 (log(1 + e^-2)
+  # each), the n - 5 others off at logit 0 (log 2 each).
+  expected = 2 * np.log1p(np.exp(-2.0)) + (n - 5) * np.log(2.0)
+  np.testing.assert_allclose(losses, [expected] * 3, rtol=1e-6)
