@@ -4,8 +4,9 @@
       --workdir=/tmp/cascade
 
 Arguments (comma-separated, any order):
-  method  cascade  FER-2013 (FER28: train / PublicTest) then SFEW, new head
-                   (default; stages 0_fer and 1_sfew)
+  method  cascade  FER-2013 (FER28: train / PublicTest) then SFEW, the whole
+                   net carried on, classifier included (default; stages
+                   0_fer and 1_sfew)
           direct   SFEW only, from the ImageNet start
           combined their FER32+EmotiW: one stage on FER-2013 train +
                    PublicTest + SFEW train mixed (grain mixture, weights
@@ -97,8 +98,10 @@ def get_config(arg: str = ''):
     fer.update({'num_epochs': 1})
     small.update({'num_epochs': 8, 'optim.learning_rate': 1e-3})
   if method == 'cascade':
-    c.stages = (dict(name='fer', **fer),
-                dict(name='sfew', **small, **{'init.head': 'reinit'}))
+    # FER-2013 and SFEW share the 7 classes, so the SFEW stage continues the
+    # FER-2013 net, classifier included (the paper's FER-only models already
+    # classify SFEW faces; only the ImageNet start needs a new fc8).
+    c.stages = (dict(name='fer', **fer), dict(name='sfew', **small))
   elif method == 'combined':  # FER32 + EmotiW, one stage, validated on SFEW
     c.data.mixture = _combined(sets)
     combined = {**small, 'num_epochs': 30}

@@ -152,7 +152,8 @@ def test_001_configs_chain_the_papers_stages(arg, tmp_path):
   assert last.data.normalize == 'minmax'
   if len(stages) == 2:
     assert stages[0][2].data.crop == 'none'  # FER-2013 is not aligned
-    assert last.init.head == 'reinit' and last.init.workdir == stages[0][1]
+    # Same 7 classes: the SFEW stage keeps the FER-2013 classifier.
+    assert last.init.head == 'keep' and last.init.workdir == stages[0][1]
     # The ImageNet file starts stage 1 only; stage 2 starts from stage 1.
     c.init.caffe = '/weights/bvlc_alexnet.caffemodel'
     first, second = [s[2] for s in stages_lib.stage_configs(c, str(tmp_path))]
