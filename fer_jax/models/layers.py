@@ -71,7 +71,7 @@ def avg_pool_include_pad(x, k, s, pad):
 @functools.lru_cache(maxsize=None)
 def _adaptive_matrix(n: int, m: int) -> np.ndarray:
   """(m, n) averaging weights with torch's adaptive bins [floor(in/m), ceil)."""
-  w = np.zeros((m, n), np.float32)
+  w = np.zeros((m, n), np.float64)  # cast to the input's dtype by the caller
   for i in range(m):
     start, end = (i * n) // m, -(-((i + 1) * n) // m)
     w[i, start:end] = 1.0 / (end - start)
@@ -95,7 +95,8 @@ def global_avg_pool(x):
 def lrn(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
         k: float = 1.0):
   """Caffe LRN across channels: x / (k + alpha/size * sum_window x^2)^beta."""
-  sq = jnp.square(x.astype(jnp.float32))
+  # At least float32 (bf16 squares overflow the window sum); float64 stays.
+  sq = jnp.square(x.astype(jnp.promote_types(x.dtype, jnp.float32)))
   window = jax.lax.reduce_window(
       sq, 0.0, jax.lax.add, (1, 1, 1, size), (1, 1, 1, 1),
       ((0, 0), (0, 0), (0, 0), ((size - 1) // 2, size // 2)))

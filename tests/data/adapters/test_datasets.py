@@ -20,14 +20,20 @@ def _img(path, value, shape=(60, 80, 3)):
   assert cv2.imwrite(str(path), img)
 
 
-def _landmarks(x0=10, y0=10, w=40, h=40):
-  rng = np.random.default_rng(0)
+def _landmarks(x0=10, y0=10, w=40, h=40, seed=0):
+  rng = np.random.default_rng(seed)
   lm = rng.uniform((x0, y0), (x0 + w, y0 + h), (68, 2))
   return lm.round(2)
 
 
 # ---------------------------------------------------------------- AffectNet
 
+# The list files' header, in its order (../shared/DATASETS.md, section 2a).
+AFFECTNET_HEADER = ['subDirectory_filePath', 'face_x', 'face_y', 'face_width',
+                    'face_height', 'facial_landmarks', 'expression', 'valence',
+                    'arousal']
+# expression: 0 Neutral, 1 Happy, 2 Sad, 3 Surprise, 4 Fear, 5 Disgust, 6 Anger,
+# 7 Contempt, 8 None, 9 Uncertain, 10 No-Face; valence/arousal -2 = invalid.
 AFFECTNET_ROWS = [  # (expression, valence, arousal)
     (0, 0.1, 0.2), (6, -0.5, 0.6), (7, -0.3, 0.4), (8, 0.0, 0.1), (10, -2, -2),
     (3, 0.7, 0.8)]
@@ -38,19 +44,15 @@ def write_affectnet(d, rows=AFFECTNET_ROWS, extra=()):
   lists.mkdir(parents=True)
   with open(lists / 'training.csv', 'w', newline='') as f:
     w = csv.writer(f)
-    w.writerow(base_header())
+    w.writerow(AFFECTNET_HEADER)
     for i, (e, v, a) in enumerate(rows):
       name = f'{i % 2}/{i:040x}.jpg'
       _img(d / 'Manually_Annotated_Images' / name, 20 * i, (100, 120, 3))
-      lm = ';'.join(f'{x:.2f}' for x in _landmarks().reshape(-1))
+      # 136 ';'-separated floats x1;y1;x2;y2;...; each row its own points
+      lm = ';'.join(f'{x:.2f}' for x in _landmarks(seed=i).reshape(-1))
       w.writerow([name, 10, 10, 40, 40, lm, e, v, a])
     for row in extra:
       w.writerow(row)
-
-
-def base_header():
-  from fer_jax.data.adapters.affectnet import HEADER
-  return HEADER
 
 
 def test_affectnet_csv_subsets(tmp_path):
@@ -59,12 +61,16 @@ def test_affectnet_csv_subsets(tmp_path):
   basic7 = DATASETS.get('affectnet')('train', manual_dir=md, image_size=32)
   assert [helpers.name_of(r) for r in basic7] == ['neutral', 'anger', 'surprise']
   assert basic7.dropped == {'contempt': 1, 'none': 1, 'no-face': 1}
-  r = basic7[1]
+  r = basic7[1]  # the CSV's second row
   helpers.check_record(r)
   assert r['has_va'] and np.isclose(r['valence'], -0.5) and np.isclose(r['arousal'], .6)
   # The 40x40 face box is stretched to 32x32; the landmarks move with it.
-  np.testing.assert_allclose(r['landmarks'], (_landmarks() - 10 + .5) * .8 - .5,
+  np.testing.assert_allclose(r['landmarks'], (_landmarks(seed=1) - 10 + .5) * .8 - .5,
                              atol=1e-3)
+  np.testing.assert_allclose(basic7[2]['landmarks'],  # row 6 (surprise)
+                             (_landmarks(seed=5) - 10 + .5) * .8 - .5, atol=1e-3)
+  # each record has its own row's image (green = 20 * row, JPEG +-3)
+  assert [round(float(x['image'][..., 1].mean()) / 20) for x in basic7] == [0, 1, 5]
   assert r['image'].shape == (32, 32, 3)
   assert [int(r['expression']) for r in DATASETS.get('affectnet')(
       'train', manual_dir=md, subset='basic8', image_size=32)] == [0, 6, 7, 3]

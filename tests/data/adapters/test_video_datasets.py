@@ -7,13 +7,14 @@ import pytest
 
 from fer_jax.data import labels
 from fer_jax.data.adapters import base
-from fer_jax.data.adapters.disfa import DISFA_AUS
 from fer_jax.data.sources import DATASETS
 from tests.data.adapters import helpers
 
 # ---------------------------------------------------------------- DISFA
 
 FRAMES = 4
+# The 12 AUs DISFA codes, one label file each (../shared/DATASETS.md, section 9).
+DISFA_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
 
 
 def _intensity(subject, au, frame):
