@@ -17,9 +17,11 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from fer_jax import cli  # noqa: E402  (after the path)
 
 flags.DEFINE_string('workdir', None, 'Root of the runs and the comparison table.')
 flags.DEFINE_string('arg', '', "Config argument: '', 'paper', 'paper,resnet110'...")
@@ -159,9 +161,19 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   rows = {}
-  for kind in FLAGS.kinds:
+  for kind in FLAGS.kinds:  # every name and config before the first run starts
     if kind not in KINDS:
-      raise ValueError(f'Unknown kind {kind!r}; valid: {KINDS}')
+      raise cli.UsageError(f'--kinds: unknown kind {kind!r}; valid: {", ".join(KINDS)}')
+  from fer_jax.train.workdir import validate_config
+  for kind in FLAGS.kinds:
+    try:
+      c = make_config(kind, FLAGS.arg, FLAGS.total_steps)
+    except ValueError as e:  # the config's own check of --arg
+      raise cli.UsageError(f'--arg={FLAGS.arg!r}: {e}') from None
+    validate_config(c, check_files=False)
+    if c.pretrain:
+      validate_config(c.pretrain, check_files=False)
+  for kind in FLAGS.kinds:
     config, _ = train(kind, FLAGS.arg, FLAGS.workdir, FLAGS.total_steps,
                       FLAGS.pretrain)
     rows[kind] = report_run(config, os.path.join(FLAGS.workdir, kind),
@@ -180,4 +192,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

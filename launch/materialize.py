@@ -5,14 +5,17 @@ instead of re-rendering (or re-parsing) every record.
       --source='{"preset": "affectnet_like", "image_size": 224}' --data_dir=/data/tfds
 
 Then train with `--config.data.name=tfds --config.data.source=...` (see README).
+A wrong dataset, preset or source argument is one line `error: ...` (status 2).
 """
 import json
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from fer_jax import cli  # noqa: E402  (after the path)
 
 flags.DEFINE_string('dataset', 'synthetic', 'Registered dataset name.')
 flags.DEFINE_string('source', '{"preset": "affectnet_like"}', 'Source kwargs (JSON).')
@@ -24,8 +27,14 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  from fer_jax.data.tfds_builder import record_builder
-  kwargs = json.loads(FLAGS.source)
+  from fer_jax.data.sources import DATASETS
+  from fer_jax.train.workdir import check_source
+  kwargs = cli.json_flag('source', FLAGS.source)
+  if FLAGS.dataset not in DATASETS:
+    raise cli.UsageError(f'--dataset={FLAGS.dataset!r} is not a dataset; valid: '
+                         f'{", ".join(DATASETS.names())}')
+  check_source('--source', FLAGS.dataset, kwargs)  # arguments, preset, folders
+  from fer_jax.data.tfds_builder import record_builder  # imports TFDS: slow
   builder = record_builder(FLAGS.dataset, kwargs, FLAGS.data_dir, splits=FLAGS.splits)
   builder.download_and_prepare()
   for split, info in builder.info.splits.items():
@@ -35,4 +44,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

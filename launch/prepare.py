@@ -5,16 +5,21 @@
 
 Prints each split's size, label histogram, and skipped / dropped counts; a wrong
 manual_dir says which expected file is missing and what the layout should be.
-Then train with data.name=tfds and the printed data.source.
+Every image file is decoded once before anything is written: a corrupt one is
+refused with its path (or skipped and counted with --skip_bad). Mistakes are
+one line `error: ...` and exit status 2. Then train with data.name=tfds and the
+printed data.source.
 """
 import collections
 import json
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from fer_jax import cli  # noqa: E402  (after the path)
 
 flags.DEFINE_string('dataset', None, 'Registered dataset name (e.g. fer2013).')
 flags.DEFINE_string('manual_dir', None, 'Folder of the dataset as downloaded.')
@@ -38,17 +43,35 @@ def histogram(source):
 
 def main(argv):
   del argv
+  from fer_jax.data.adapters import ADAPTERS  # light: names only
+  if FLAGS.dataset not in ADAPTERS:
+    raise cli.UsageError(f'--dataset={FLAGS.dataset!r} is not a real dataset; '
+                         f'valid: {", ".join(sorted(ADAPTERS))}')
+  if not os.path.isdir(FLAGS.manual_dir):
+    raise cli.UsageError(f'--manual_dir={FLAGS.manual_dir!r} is not a folder')
+  kwargs = dict(cli.json_flag('source', FLAGS.source),
+                manual_dir=os.path.abspath(FLAGS.manual_dir))
   from tqdm import tqdm
-  from fer_jax.data.adapters.base import LayoutError
+  from fer_jax.data.adapters.base import AdapterError, unreadable_images
   from fer_jax.data.sources import DATASETS
-  from fer_jax.data.tfds_builder import record_builder
-  kwargs = dict(json.loads(FLAGS.source), manual_dir=os.path.abspath(FLAGS.manual_dir))
+  from fer_jax.train.workdir import check_source
   if FLAGS.skip_bad:
     kwargs['skip_bad'] = True
+  check_source('--source', FLAGS.dataset, kwargs)  # unknown arguments
+  # AdapterError / LayoutError: one line naming the file (fer_jax.cli).
   try:
     sources = {s: DATASETS.get(FLAGS.dataset)(split=s, **kwargs) for s in FLAGS.splits}
-  except LayoutError as e:
-    sys.exit(f'error: {e}')
+  except (ValueError, TypeError) as e:  # an argument the adapter refuses
+    if isinstance(e, AdapterError):
+      raise
+    raise cli.UsageError(f'{FLAGS.dataset} --source={FLAGS.source}: {e}') from None
+  if not FLAGS.skip_bad:  # with skip_bad the adapters decode-check (skipped)
+    for split, src in sources.items():
+      bad = unreadable_images(src)
+      if bad:
+        more = f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''
+        raise AdapterError(f'{split}: {bad[0]}{more}; nothing written. Pass '
+                           '--skip_bad to skip and count unreadable images.')
   for split, src in sources.items():
     print(f'{split}: {len(src)} records, labels {histogram(src)}, '
           f'dropped {src.dropped}, skipped {len(src.skipped)}')
@@ -56,7 +79,9 @@ def main(argv):
       print(f'  skipped {line}')
   splits = [s for s, src in sources.items() if len(src)]
   if not splits:
-    sys.exit('error: every split is empty')
+    raise cli.UsageError(f'every split of {FLAGS.dataset} in {FLAGS.manual_dir} '
+                         'is empty')
+  from fer_jax.data.tfds_builder import record_builder  # imports TFDS: slow
   builder = record_builder(FLAGS.dataset, kwargs, FLAGS.data_dir, splits=splits)
   total = sum(len(sources[s]) for s in splits)
   gen = builder._generate_examples  # noqa: SLF001: wrapped only to show progress
@@ -76,4 +101,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

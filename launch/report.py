@@ -19,21 +19,37 @@
 Every run lives in WORKDIR/<name> and resumes; finished runs are read, not
 retrained. Writes WORKDIR/report_<paper>.md and report_<paper>.json; --notrain
 only tabulates what is there.
+
+--set=KEY=VALUE reaches every run and every stage of it (stages.<i|name>.KEY:
+one stage); --set=RUN:KEY=VALUE only the runs one of whose names is RUN (a
+network, a dataset or a method), e.g. 002's two real datasets:
+
+  --set=afew_va:data.source.manual_dir=/data/AFEW-VA \
+  --set=semaine:data.source.manual_dir=/data/SEMAINE
+
+and 001's two stages: --set=stages.fer.data.source.manual_dir=/data/fer2013
+--set=stages.sfew.data.source.manual_dir=/data/SFEW (lists by index: its
+combined scheme's data.mixture.0.source.manual_dir=...). A run that lacks a key
+skips it; a key that reaches no run, or a RUN that names none, is one line
+`error: ...` (exit status 2), before anything trains.
 """
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from fer_jax import cli  # noqa: E402  (after the path)
 
 flags.DEFINE_enum('paper', None, ['001', '002', '004'], 'Which paper.')
 flags.DEFINE_string('workdir', None, 'Root of every run and of the report.')
 flags.DEFINE_string('arg', '', "Extra config arguments, e.g. 'reduced' or 'real'.")
 flags.DEFINE_list('models', [], 'Networks (default: all of the paper\'s; one '
                   'with reduced, where they all become the same small net).')
-flags.DEFINE_multi_string('set', [], 'KEY=VALUE override of every run config '
-                          '(python literal or string), e.g. total_steps=100.')
+flags.DEFINE_multi_string('set', [], '[RUN:]KEY=VALUE override of every run '
+                          "config (or of the runs named RUN), read as the field's "
+                          'type, e.g. total_steps=100.')
 flags.DEFINE_bool('train', True, 'Run missing runs (else tabulate what exists).')
 flags.DEFINE_enum('ensemble', 'rank', ['rank', 'fit', 'uniform'], '004 weights.')
 flags.mark_flags_as_required(['paper', 'workdir'])
@@ -72,4 +88,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

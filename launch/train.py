@@ -17,16 +17,22 @@ Many processes (hosts) run this same command, each with its own process id:
 
 On SIGTERM (preemption) every process saves a checkpoint at one agreed step and
 the command exits with status 0 without results.json; run it again to resume.
+
+`--config.KEY=VALUE` reaches every stage of a staged config, winning over the
+stage's own value; `--config.stages.<i|name>.KEY=VALUE` reaches one stage
+(fer_jax/train/stages.py). A mistake (unknown key or name, a workdir of another
+config) is one line `error: ...` and exit status 2, and writes nothing.
 """
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fer_jax.train import distributed  # noqa: E402  (after the path)
+from fer_jax import cli  # noqa: E402  (after the path)
+from fer_jax.train import distributed  # noqa: E402
 
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
                                 lock_config=True)
@@ -42,16 +48,19 @@ def main(argv):
   distributed.initialize_from_flags(FLAGS)
   from fer_jax.train.loop import train_and_evaluate
   from fer_jax.protocols import kfold_cv
-  from fer_jax.train.stages import run_stages
+  from fer_jax.train.stages import apply_overrides, run_stages
+  from fer_jax.train.workdir import validate_config
+  config = apply_overrides(FLAGS.config, cli.config_overrides())
   try:
-    if kfold_cv.num_folds(FLAGS.config) > 1:
-      results = kfold_cv.run_from_config(FLAGS.config, FLAGS.workdir)['mean']
-    elif FLAGS.config.get('stages'):
-      by_stage = run_stages(FLAGS.config, FLAGS.workdir)
+    if kfold_cv.num_folds(config) > 1:  # validates before the folds
+      results = kfold_cv.run_from_config(config, FLAGS.workdir)['mean']
+    elif config.get('stages'):
+      by_stage = run_stages(config, FLAGS.workdir)  # validates every stage
       results = {f'{name}/{k}': v for name, r in by_stage.items()
                  for k, v in r.items()}
     else:
-      results = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+      validate_config(config, check_files=False)  # before any data is read
+      results = train_and_evaluate(config, FLAGS.workdir)
   except distributed.Preempted as e:
     print(e, flush=True)
     return
@@ -65,9 +74,9 @@ def main(argv):
       print(f'{key:<{width}}  {value:.4f}' if isinstance(value, float) else
             f'{key:<{width}}  {value}')
   print('All results: ' + os.path.join(FLAGS.workdir, 'kfold_results.json' if
-                                       kfold_cv.num_folds(FLAGS.config) > 1
+                                       kfold_cv.num_folds(config) > 1
                                        else 'results.json'))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main, config_flag='config')

@@ -141,6 +141,8 @@ def run_kfold(config, workdir: str, num_folds: int = 5, group_by: str = 'auto',
   """Trains and evaluates every fold; returns (and writes) the summary."""
   from fer_jax.train.logging import write_json
   from fer_jax.train.loop import train_and_evaluate
+  from fer_jax.train.workdir import validate_config
+  validate_config(config, check_files=False)  # before the folds are read
   src = config.data.get('source', {})
   src = src.to_dict() if hasattr(src, 'to_dict') else dict(src)
   groups, used = _groups(config.data.name, json.dumps(src, sort_keys=True),

@@ -14,31 +14,90 @@ finished runs are read, not retrained; `train=False` only reads.
            accuracy on the validation split and on the test source (004: the
            FER-2013-like test split, `data.test_sources.test`), and their weighted-average ensemble
            (weights from the validation accuracy: 'rank', 'fit' or 'uniform').
+
+`overrides` are launch/report.py's `--set` strings, [RUN:]KEY=VALUE: KEY as
+fer_jax/train/stages.py's `apply_overrides` reads it (every stage, or
+stages.<i|name>.KEY), RUN one of a run's names (network, dataset, method).
+`check_runs` refuses one that reaches no run and validates every run's config
+before the first one trains.
 """
-import ast
 import copy
 import json
 import os
 
 
-def _literal(s):
-  try:
-    return ast.literal_eval(s)
-  except (ValueError, SyntaxError):
-    return s
+def parse_sets(sets):
+  """[(selector or '', KEY, VALUE text)] of `--set` strings 'KEY=VALUE' or
+  'SELECTOR:KEY=VALUE' (the runs one of whose names is SELECTOR: a network,
+  a dataset, a method)."""
+  from fer_jax.train.workdir import ConfigError
+  out = []
+  for kv in sets:
+    key, eq, value = kv.partition('=')
+    if not eq or not key:
+      raise ConfigError(f'--set={kv!r}: expected KEY=VALUE or RUN:KEY=VALUE')
+    sel, colon, key = key.rpartition(':')
+    out.append((sel if colon else '', key, value))
+  return out
 
 
-def apply_overrides(config, overrides):
-  """`config` with dotted KEY=VALUE overrides (also inside every stage)."""
-  config.unlock()
-  for kv in overrides:
-    key, value = kv.split('=', 1)
-    node, *path = key.split('.')
-    target = config
-    for p in [node, *path][:-1]:
-      target = target[p]
-    target[([node, *path])[-1]] = _literal(value)
+def check_selectors(sets, names):
+  """ConfigError for a `--set` whose selector is none of the runs' `names`."""
+  from fer_jax.train.workdir import ConfigError
+  for sel, key, _ in parse_sets(sets):
+    if sel and sel not in names:
+      raise ConfigError(f'--set={sel}:{key}=...: {sel!r} names no run of this '
+                        f'report (runs are named by: {", ".join(sorted(set(names)))})')
+
+
+def apply_overrides(config, overrides, names=(), reached=None):
+  """`config` (changed in place and returned) with the `--set` overrides that
+  reach a run named by `names`, applied as `fer_jax.train.stages.apply_overrides`
+  does: to every stage, or one (`stages.<i|name>.KEY`). A grid's runs differ
+  (001's direct scheme has no 'fer' stage), so an override that reaches no field
+  of this run is skipped here; `check_runs` refuses one that reaches no run.
+  reached: {KEY: True, or the error of a run it did not reach}, filled in."""
+  from fer_jax.train.stages import Unreached
+  from fer_jax.train.stages import apply_overrides as apply
+  chosen = {}
+  for sel, key, value in parse_sets(overrides):
+    if not sel or sel in names:
+      chosen.pop(key, None)
+      chosen[key] = value
+  for key, value in chosen.items():
+    try:
+      new = apply(config, {key: value})
+    except Unreached as e:
+      if reached is not None and reached.get(key) is not True:
+        reached[key] = e
+      continue
+    if reached is not None:
+      reached[key] = True
+    config.unlock()
+    for k in new.keys():
+      config[k] = new[k]
   return config
+
+
+def check_runs(runs, overrides, validate=True):
+  """runs: {run name: (config, names)}. Refuses a `--set` that reaches no run,
+  then (validate) every run's config, each stage, before the first one
+  trains: a typo in the last run costs seconds, not the grid."""
+  from fer_jax.train.stages import stage_configs
+  from fer_jax.train.workdir import ConfigError, validate_config
+  reached = {}
+  configs = {name: apply_overrides(copy.deepcopy(c), overrides, names, reached)
+             for name, (c, names) in runs.items()}
+  for key, r in reached.items():
+    if r is not True:
+      raise ConfigError(f'--set {key}: reaches no run of this report ({r})')
+  for name, c in configs.items() if validate else ():
+    for stage, _, s in (stage_configs(c, '') if c.get('stages') else [('', 0, c)]):
+      try:
+        validate_config(s, check_files=False)
+      except ConfigError as e:
+        where = f'{name} stage {stage!r}' if stage else name
+        raise ConfigError(f'{where}: {e}') from None
 
 
 def _read(path):
@@ -59,10 +118,14 @@ def run_001(root, arg, overrides, train, models=()):
   from fer_jax.protocols import cross_dataset
   from fer_jax.train.stages import run_stages, stage_configs
   models = models or (('alexnet',) if _reduced(arg) else tuple(cascade_001.MODELS))
+  check_selectors(overrides, models + cascade_001.METHODS)
+  check_runs({f'{m}_{k}': (cascade_001.get_config(_args(k, m, arg)), (m, k))
+              for m in models for k in cascade_001.METHODS}, overrides, train)
   runs = {}
   for model in models:
     for method in cascade_001.METHODS:
-      c = apply_overrides(cascade_001.get_config(_args(method, model, arg)), overrides)
+      c = apply_overrides(cascade_001.get_config(_args(method, model, arg)), overrides,
+                          (model, method))
       wd = os.path.join(root, f'{model}_{method}')
       if train:
         run_stages(c, wd)
@@ -86,9 +149,13 @@ def run_002(root, arg, overrides, train, models=()):
   models = models or (('vgg11_bn',) if _reduced(arg) else tuple(ulloa_002.MODELS))
   cv, cross = {ds: {} for ds in ulloa_002.DATASETS}, {}
   other = {'afew_va': 'semaine', 'semaine': 'afew_va'}
+  check_selectors(overrides, models + tuple(ulloa_002.DATASETS))
+  check_runs({f'{m}_{d}': (ulloa_002.get_config(_args(m, d, arg)), (m, d))
+              for d in ulloa_002.DATASETS for m in models}, overrides, train)
   for ds in ulloa_002.DATASETS:
     for model in models:
-      c = apply_overrides(ulloa_002.get_config(_args(model, ds, arg)), overrides)
+      c = apply_overrides(ulloa_002.get_config(_args(model, ds, arg)), overrides,
+                          (model, ds))
       wd = os.path.join(root, f'{model}_{ds}')
       path = os.path.join(wd, 'kfold_results.json')
       if train and not os.path.exists(path):
@@ -106,7 +173,7 @@ def run_002(root, arg, overrides, train, models=()):
       # clips, 0.44 on the 10 of the whole split).
       target = ulloa_002.get_config(_args(model, other[ds], arg))
       target.data.eval_records = 0
-      target = apply_overrides(target, overrides)
+      target = apply_overrides(target, overrides, (model, other[ds]))
       out = os.path.join(root, 'cross', f'{model}_{ds}_on_{other[ds]}')
       if not os.path.exists(os.path.join(out, 'results.json')):
         cross_dataset.evaluate_workdir(os.path.join(wd, f'fold_{best}'), out, 'best',
@@ -123,9 +190,12 @@ def run_004(root, arg, overrides, train, method='rank', models=()):
   from fer_jax.train.loop import eval_data_config
   from fer_jax.train.stages import run_stages, stage_configs
   models = models or tuple(zaitouny_004.MODELS)
+  check_selectors(overrides, models)
+  check_runs({m: (zaitouny_004.get_config(_args(m, arg)), (m,)) for m in models},
+             overrides, train)
   members, preds = {}, {}
   for model in models:
-    c = apply_overrides(zaitouny_004.get_config(_args(model, arg)), overrides)
+    c = apply_overrides(zaitouny_004.get_config(_args(model, arg)), overrides, (model,))
     if _reduced(arg):  # the same small net: differently seeded members
       c.seed = c.seed + list(zaitouny_004.MODELS).index(model)
     wd = os.path.join(root, model)

@@ -4,16 +4,39 @@ Orbax writes each checkpoint into a temporary directory and renames it when
 complete, so a run killed mid-save leaves the previous checkpoints intact and
 the half-written one is ignored (and cleaned up) on restart.
 
+A finished checkpoint can still be damaged later (a truncated or deleted file,
+flipped bytes: OCDBT chunks carry no checksum). So every save records a
+fingerprint of the state (the sum of its bits as uint32 words) in the step's
+metadata and refuses a non-finite state; every restore checks both. A
+checkpoint that fails is named in one warning line, moved aside to
+`STEP.damaged-<time>` (outside Orbax's step names, so nothing deletes it) and
+the next older one is tried; if none restores, one error names the folder.
+
 With several processes every one of them calls every save and restore (Orbax
 coordinates them; each writes its own shards, process 0 the metadata), so the
 directory must be on a file system (or gs:// bucket) that all of them see.
 """
+import json
 import os
+import re
+import sys
+import time
 from typing import List, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
+from jax.experimental import multihost_utils
+
+
+class NonFiniteError(ValueError):
+  """A non-finite training loss or state: the run stops and saves nothing."""
+
+
+class DamagedCheckpointError(ValueError):
+  """A checkpoint that does not restore, or restores other values than saved."""
 
 
 class _Manager(ocp.CheckpointManager):
@@ -37,14 +60,142 @@ def _barrier_prefix(name: str):
   return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
 
 
+def _warn(message: str):
+  if jax.process_index() == 0:
+    print(f'warning: {message}', file=sys.stderr, flush=True)
+
+
+# ---- fingerprints: the same number from device arrays and from numpy.
+
+def _words(x):
+  """The bits of each element as one uint32 (of a wider one, its low 32)."""
+  x = jnp.asarray(x)
+  if x.dtype == jnp.bool_:
+    x = x.astype(jnp.uint8)
+  bits = jax.lax.bitcast_convert_type(x, jnp.dtype(f'uint{8 * x.dtype.itemsize}'))
+  return bits.astype(jnp.uint32)
+
+
+@jax.jit
+def _summary(tree):
+  """(fingerprint, all finite) of a tree of arrays, on device: one pass over
+  the state, pulled to the host as two scalars."""
+  leaves = jax.tree.leaves(tree)
+  fp = jnp.zeros((), jnp.uint32)
+  finite = jnp.ones((), bool)
+  for x in leaves:
+    fp = fp + jnp.sum(_words(x), dtype=jnp.uint32)  # wraps modulo 2**32
+    if jnp.issubdtype(x.dtype, jnp.inexact):
+      finite = finite & jnp.all(jnp.isfinite(x))
+  return fp, finite
+
+
+def state_summary(tree):
+  """(fingerprint as an int, all finite) of a state of device arrays."""
+  fp, finite = jax.device_get(_summary(tree))
+  return int(fp), bool(finite)
+
+
+def numpy_summary(tree):
+  """`state_summary` of a tree of numpy arrays (a restored checkpoint)."""
+  fp, finite = 0, True
+  for x in jax.tree.leaves(tree):
+    x = np.ascontiguousarray(x)
+    if x.dtype == np.bool_:
+      x = x.astype(np.uint8)
+    words = x.view(f'uint{8 * x.dtype.itemsize}').astype(np.uint32)
+    fp = (fp + int(np.sum(words, dtype=np.uint32))) % 2**32
+    if jnp.issubdtype(x.dtype, jnp.inexact):  # also bfloat16, unlike np's
+      finite = finite and bool(np.isfinite(x).all())
+  return fp, finite
+
+
+def _saved_fingerprint(step_dir: str) -> Optional[int]:
+  """The fingerprint recorded at save; None for a checkpoint written without
+  one (or whose step metadata is gone: its arrays are still checked)."""
+  try:
+    meta = json.loads((epath.Path(step_dir) / '_CHECKPOINT_METADATA').read_text())
+    fp = (meta.get('custom_metadata') or {}).get('fingerprint')
+  except (OSError, ValueError, AttributeError):
+    return None
+  return None if fp is None else int(fp)
+
+
+def _verify(step_dir: str, summary):
+  fp, finite = summary
+  if not finite:
+    raise DamagedCheckpointError(f'{step_dir} holds non-finite values')
+  saved = _saved_fingerprint(step_dir)
+  if saved is not None and saved != fp:
+    raise DamagedCheckpointError(
+        f'{step_dir} restores other values than were saved (fingerprint '
+        f'{fp:#010x}, saved {saved:#010x})')
+
+
+# TensorStore errors run over many lines; their status line says what failed.
+_STATUS = re.compile(r'\b(NOT_FOUND|DATA_LOSS|FAILED_PRECONDITION|INVALID_ARGUMENT|'
+                     r'OUT_OF_RANGE|UNAVAILABLE|INTERNAL|UNKNOWN): [^\n]*')
+
+
+def _reason(e: BaseException) -> str:
+  """One short line saying why a restore failed."""
+  messages, seen = [], set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    messages.append(f'{type(e).__name__}: {e}')
+    e = e.__cause__ or e.__context__
+  hit = next((m for m in map(_STATUS.search, messages) if m), None)
+  line = hit.group(0) if hit else next(
+      (l for m in messages for l in m.splitlines() if l.strip()), 'unknown error')
+  line = re.sub(r'\s*\[source locations=.*?\]|\s*\[tensorstore_spec.*', '', line)
+  line = re.sub(r'\s+', ' ', line).strip()
+  return line if len(line) <= 240 else line[:237] + '...'
+
+
+def _quiet_closed_loop():
+  """After a failed restore, TensorStore's late callbacks meet the event loop
+  Orbax has closed; Python would print each as an 'Exception ignored'
+  traceback. Drops those (only those) from then on."""
+  previous = sys.unraisablehook
+  if getattr(previous, 'quiet_closed_loop', False):
+    return
+
+  def hook(unraisable):
+    if not (isinstance(unraisable.exc_value, RuntimeError)
+            and str(unraisable.exc_value) == 'Event loop is closed'):
+      previous(unraisable)
+  hook.quiet_closed_loop = True
+  sys.unraisablehook = hook
+
+
+def _all_processes(ok: bool) -> bool:
+  if jax.process_count() == 1:
+    return ok
+  return bool(np.all(multihost_utils.process_allgather(np.asarray(ok))))
+
+
+def _move_aside(step_dir: str) -> str:
+  """Renames a damaged step folder out of Orbax's step names; returns the new
+  path. Kept, not deleted: it may still be worth a look."""
+  dest = f'{step_dir}.damaged-{time.strftime("%Y%m%dT%H%M%S")}'
+  if jax.process_index() == 0:
+    epath.Path(step_dir).rename(dest)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f'move_aside:{step_dir}')
+  return dest
+
+
 class Checkpoints:
   """`latest/` keeps the newest `keep` states; `best/` the best `keep_best`."""
 
   def __init__(self, workdir: str, keep: int = 2, best_metric: Optional[str] = None,
                best_mode: str = 'min', keep_best: int = 1):
     workdir = os.path.abspath(workdir)
+    # One unnamed item, stated up front (`item_handlers`): else the first step
+    # folder Orbax reads decides, and an emptied one spoils every later restore.
     self.latest = _Manager(
         os.path.join(workdir, 'checkpoints', 'latest'),
+        item_handlers=ocp.StandardCheckpointHandler(),
         options=ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=True, cleanup_tmp_directories=True,
             multiprocessing_options=_barrier_prefix('latest')))
@@ -53,21 +204,40 @@ class Checkpoints:
     if best_metric:
       self.best = _Manager(
           os.path.join(workdir, 'checkpoints', 'best'),
+          item_handlers=ocp.StandardCheckpointHandler(),
           options=ocp.CheckpointManagerOptions(
               max_to_keep=keep_best, create=True, cleanup_tmp_directories=True,
               best_fn=lambda m: m[best_metric], best_mode=best_mode,
               keep_checkpoints_without_metrics=False,
               multiprocessing_options=_barrier_prefix('best')))
 
+  def _checked_save(self, manager, step: int, state, **kwargs):
+    fp, finite = state_summary(state)
+    if not finite:
+      raise NonFiniteError(f'The state at step {step} holds non-finite values; '
+                           f'not saving it to {manager.directory}.')
+    manager.save(step, args=ocp.args.StandardSave(state),
+                 custom_metadata={'fingerprint': fp}, **kwargs)
+
   def save(self, step: int, state, force: bool = False):
-    self.latest.save(step, args=ocp.args.StandardSave(state), force=force)
+    self._checked_save(self.latest, step, state, force=force)
 
   def save_best(self, step: int, state, metrics: dict):
-    """Offers the state to the best-checkpoint manager, which keeps it if better."""
-    if self.best is not None and self.best_metric in metrics:
-      self.best.save(step, args=ocp.args.StandardSave(state),
-                     metrics={self.best_metric: float(metrics[self.best_metric])},
-                     force=True)
+    """Offers the state to the best-checkpoint manager, which keeps it if better.
+
+    A non-finite metric is never best (Orbax would rank NaN first and delete
+    the real best); a step already there (replayed after falling back to an
+    older checkpoint) is kept as it is."""
+    if self.best is None or self.best_metric not in metrics:
+      return
+    value = float(metrics[self.best_metric])
+    if not np.isfinite(value):
+      _warn(f'{self.best_metric} is {value} at step {step}; not a best checkpoint.')
+      return
+    if step in self.best.all_steps():
+      return
+    self._checked_save(self.best, step, state,
+                       metrics={self.best_metric: value}, force=True)
 
   def latest_step(self) -> Optional[int]:
     return self.latest.latest_step()
@@ -75,17 +245,75 @@ class Checkpoints:
   def best_step(self) -> Optional[int]:
     return None if self.best is None else self.best.best_step()
 
+  def _step_dir(self, manager, step: int) -> str:
+    return os.path.join(str(manager.directory), str(step))
+
+  def _restore_verified(self, manager, step: int, abstract_state):
+    """The state of one step, or DamagedCheckpointError naming its folder."""
+    path = self._step_dir(manager, step)
+    state, error = None, None
+    if not (epath.Path(path) / 'default').exists():  # e.g. an emptied folder
+      error = DamagedCheckpointError(f'{path} does not restore: it has no default/')
+    else:
+      try:
+        state = manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+      except Exception as e:  # pylint: disable=broad-except
+        _quiet_closed_loop()
+        error = DamagedCheckpointError(f'{path} does not restore: {_reason(e)}')
+    if error is None:
+      try:
+        _verify(path, state_summary(state))
+      except DamagedCheckpointError as e:
+        error = e
+    if not _all_processes(error is None):
+      raise error or DamagedCheckpointError(
+          f'{path} does not restore on another process')
+    return state
+
   def restore_latest(self, abstract_state):
-    step = self.latest_step()
-    if step is None:
+    """The newest latest/ checkpoint that restores intact; None if there is
+    none at all. Damaged newer ones are named and moved aside; if every one is
+    damaged, DamagedCheckpointError names the folder (and nothing moves)."""
+    steps = sorted(self.latest.all_steps(), reverse=True)
+    if not steps:
       return None
-    return self.latest.restore(step, args=ocp.args.StandardRestore(abstract_state))
+    damaged = []
+    for step in steps:
+      try:
+        state = self._restore_verified(self.latest, step, abstract_state)
+      except DamagedCheckpointError as e:
+        damaged.append((step, e))
+        continue
+      for bad, e in damaged:
+        dest = _move_aside(self._step_dir(self.latest, bad))
+        _warn(f'{e}; moved it to {dest} and resumed from step {step}.')
+      if damaged:
+        self.latest.reload()
+      return state
+    raise DamagedCheckpointError(
+        f'No checkpoint in {self.latest.directory} restores ('
+        + '; '.join(str(e) for _, e in damaged)
+        + '). Move the folder aside to start the run afresh.')
 
   def restore_best(self, abstract_state):
+    """The best checkpoint; the latest one (with a warning) when best/ has
+    none or its best is damaged (then moved aside)."""
     step = self.best_step()
     if step is None:
-      return None
-    return self.best.restore(step, args=ocp.args.StandardRestore(abstract_state))
+      where = (self.best.directory if self.best is not None
+               else 'this run (no best_metric)')
+      _warn(f'No best checkpoint in {where}; using the latest checkpoint.')
+      return self.restore_latest(abstract_state)
+    try:
+      return self._restore_verified(self.best, step, abstract_state)
+    except DamagedCheckpointError as e:
+      state = self.restore_latest(abstract_state)
+      if state is None:
+        raise
+      dest = _move_aside(self._step_dir(self.best, step))
+      self.best.reload()
+      _warn(f'{e}; moved it to {dest} and used the latest checkpoint.')
+      return state
 
   def wait(self):
     self.latest.wait_until_finished()
@@ -111,20 +339,72 @@ def saved_steps(workdir: str, which: str = 'latest') -> List[int]:
                 if d.isdigit())
 
 
+def _load_numpy_step(step_dir: str):
+  """One checkpoint as host numpy arrays, checked; DamagedCheckpointError
+  naming the folder when it does not restore intact."""
+  path = os.path.join(step_dir, 'default')
+  try:
+    with ocp.PyTreeCheckpointer() as ckptr:
+      meta = ckptr.metadata(path).item_metadata
+      if meta is None:  # Orbax returns none without _METADATA or the manifest
+        raise DamagedCheckpointError(
+            f'{step_dir} does not restore: its array metadata does not read')
+      meta = meta.tree
+      args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), meta)
+      tree = ckptr.restore(path, args=ocp.args.PyTreeRestore(restore_args=args))
+  except DamagedCheckpointError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    _quiet_closed_loop()
+    raise DamagedCheckpointError(f'{step_dir} does not restore: {_reason(e)}') from None
+  _verify(step_dir, numpy_summary(tree))
+  return tree
+
+
 def load_numpy(workdir: str, which: str = 'latest', step: Optional[int] = None):
   """A run's checkpoint as a tree of host numpy arrays, whatever the topology it
   was saved under (e.g. to use it as pretrained weights or to compare runs).
 
-  Returns (step, tree) with the TrainState's fields as dict keys.
+  Returns (step, tree) with the TrainState's fields as dict keys; see
+  `load_checkpoint` for which checkpoint that is.
+  """
+  _, step, tree = load_checkpoint(workdir, which, step)
+  return step, tree
+
+
+def load_checkpoint(workdir: str, which: str = 'latest', step: Optional[int] = None):
+  """(which, step, tree): `load_numpy`'s checkpoint and the folder it came from.
+
+  Without `step`, the newest checkpoint of WORKDIR/checkpoints/WHICH that
+  restores intact (a warning names each damaged one skipped; a reader leaves
+  the files as they are). `which='best'` falls back to the latest checkpoint,
+  with a warning, when best/ has none intact. A given `step` is that one or
+  an error. DamagedCheckpointError (one line) when nothing restores.
   """
   root = os.path.join(os.path.abspath(workdir), 'checkpoints', which)
   steps = saved_steps(workdir, which)
+  fallback = which == 'best' and step is None and saved_steps(workdir, 'latest')
+  if not steps and fallback:
+    _warn(f'No best checkpoint in {root}; using the latest checkpoint.')
+    return load_checkpoint(workdir, 'latest')
   if not steps or (step is not None and step not in steps):
-    raise FileNotFoundError(f'No {which} checkpoint {step or ""} in {root} '
-                            f'(found steps {steps})')
-  step = steps[-1] if step is None else step
-  path = os.path.join(root, str(step), 'default')
-  with ocp.PyTreeCheckpointer() as ckptr:
-    meta = ckptr.metadata(path).item_metadata.tree
-    args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), meta)
-    return step, ckptr.restore(path, args=ocp.args.PyTreeRestore(restore_args=args))
+    raise FileNotFoundError(f'No {which} checkpoint {"" if step is None else step} '
+                            f'in {root} (found steps {steps})')
+  damaged = []
+  for s in ([step] if step is not None else steps[::-1]):
+    try:
+      tree = _load_numpy_step(os.path.join(root, str(s)))
+    except DamagedCheckpointError as e:
+      damaged.append(e)
+      continue
+    for e in damaged:
+      _warn(f'{e}; using step {s}.')
+    return which, s, tree
+  if fallback:
+    for e in damaged:
+      _warn(f'{e}; using the latest checkpoint.')
+    return load_checkpoint(workdir, 'latest')
+  if len(damaged) == 1:
+    raise damaged[0]
+  raise DamagedCheckpointError(f'No checkpoint in {root} restores ('
+                               + '; '.join(map(str, damaged)) + ').')

@@ -48,8 +48,9 @@ def initial_variables(config, variables: Dict[str, Any]) -> Dict[str, Any]:
   name = config.model.name
   if init.get('workdir'):
     from fer_jax.train import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
-    which = init.get('checkpoint', 'best')
-    step, tree = ckpt_lib.load_numpy(init.workdir, which)
+    # A missing or damaged best/ falls back to latest/ (with a warning).
+    which, step, tree = ckpt_lib.load_checkpoint(init.workdir,
+                                                 init.get('checkpoint', 'best'))
     source = {'params': tree['params']}
     if tree.get('batch_stats'):
       source['batch_stats'] = tree['batch_stats']

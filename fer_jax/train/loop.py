@@ -43,6 +43,7 @@ from fer_jax.models import get_model
 from fer_jax.tasks import get_task
 from fer_jax.train import callbacks as callbacks_lib
 from fer_jax.train import checkpoint as ckpt_lib
+from fer_jax.train.checkpoint import NonFiniteError  # noqa: F401  (re-exported)
 from fer_jax.train import distributed
 from fer_jax.train import mesh as mesh_lib
 from fer_jax.train import optim
@@ -52,52 +53,10 @@ from fer_jax.train.state import create_state, init_state, variables_of
 from fer_jax.train.step import make_eval_step, make_train_step
 
 
-class ConfigMismatchError(ValueError):
-  pass
-
-
-# Config fields computed from the rest of the config (`derived_config`): a
-# config that does not hold them yet matches a workdir that does.
-DERIVED_FIELDS = (('data', 'featurewise_stats'), ('task', 'class_counts'))
-
-
-def check_workdir_config(config, workdir: str):
-  """Refuses to resume a workdir that was written by a different config."""
-  path = os.path.join(workdir, 'config.json')
-  new = json.loads(config.to_json_best_effort(sort_keys=True))
-  if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
-    for section, key in DERIVED_FIELDS:
-      if key not in new.get(section, {}) and isinstance(old.get(section), dict):
-        old[section].pop(key, None)
-    if old != new:
-      diff = _diff(old, new)
-      raise ConfigMismatchError(
-          f'{workdir} holds a run of a different config; refusing to resume over '
-          f'it. Differences (workdir vs now): {diff}. Use a new --workdir.')
-  else:
-    os.makedirs(workdir, exist_ok=True)
-    write_json(path, new)
-
-
-def _diff(a, b, prefix=''):
-  out = []
-  for k in sorted(set(a) | set(b)):
-    va, vb = a.get(k, '<absent>'), b.get(k, '<absent>')
-    if isinstance(va, dict) and isinstance(vb, dict):
-      out += _diff(va, vb, f'{prefix}{k}.')
-    elif va != vb:
-      out.append(f'{prefix}{k}: {va!r} vs {vb!r}')
-  return out
-
-
-def _stored_config(workdir):
-  path = os.path.join(workdir or '', 'config.json')
-  if workdir and os.path.exists(path):
-    with open(path) as f:
-      return json.load(f)
-  return {}
+# The workdir's config: validated before it is written, compared on resume.
+from fer_jax.train.workdir import (  # noqa: E402,F401  (re-exported)
+    DERIVED_FIELDS, ConfigError, ConfigMismatchError, _diff,
+    check_workdir_config, stored_config as _stored_config)
 
 
 def derived_config(config: ml_collections.ConfigDict, workdir: str = None):
@@ -332,9 +291,22 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
   batches = pipeline.to_iterator(ds, start=start, num_threads=config.data.num_threads)
   progress = _Progress(start, t.total_steps, t.batch_size, enabled=config.get('progress', True))
   pending = []
-  cbs = callbacks_lib.from_config(config, workdir, best_metric, best_mode)
+  cbs = callbacks_lib.from_config(config, workdir, best_metric, best_mode,
+                                 steps_per_epoch=t.steps_per_epoch)
   cbs.restore(start)
   preemption.reached(start)  # the preemption sync point counts from here
+
+  def stop_if_nonfinite(step):
+    # Before anything of `step` is logged or saved: the losses pulled so far.
+    try:
+      _check_finite_losses(pending, step, workdir, ckpts.latest_step())
+    except NonFiniteError:
+      progress.close()
+      ckpts.wait()  # the checkpoints already written are good: let them finish
+      log.close()
+      ckpts.close()
+      raise
+
   for step in range(start + 1, t.total_steps + 1):
     if cbs.stopped:  # a resumed run that had already stopped early
       break
@@ -342,12 +314,14 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
     state, metrics = t.train_step(state, batch)
     pending.append(metrics)
     if step % config.log_every_steps == 0 or step == t.total_steps:
+      stop_if_nonfinite(step)
       row = {k: float(np.mean([jax.device_get(m[k]) for m in pending])) for k in pending[0]}
       row.update(epoch=step / t.steps_per_epoch, lr_scale=float(state.lr_scale))
       log.write(step, {f'train/{k}': v for k, v in row.items()})
       progress.update(step, row['loss'])
       pending = []
     if step % config.eval_every_steps == 0 or step == t.total_steps:
+      stop_if_nonfinite(step)
       evals = t.evaluate(state, config.data.eval_split)
       if best_metric not in evals:  # else no best checkpoint, silently
         raise KeyError(f'best_metric {best_metric!r} is not among the metrics '
@@ -357,12 +331,14 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
       state = cbs.on_eval(step, state, evals)
     if (step % config.checkpoint_every_steps == 0 or step == t.total_steps
         or cbs.stopped):
+      stop_if_nonfinite(step)
       ckpts.save(step, state, force=cbs.stopped)
     if cbs.stopped:
       print(f'Early stopping at step {step}.', flush=True)
       break
     if preemption.reached(step):  # every process, every step (SIGTERM)
       if ckpts.latest_step() != step:
+        stop_if_nonfinite(step)
         ckpts.save(step, state, force=True)
       ckpts.wait()
       progress.close()
@@ -387,6 +363,24 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
   log.close()
   ckpts.close()
   return results
+
+
+def _check_finite_losses(pending, step: int, workdir: str, last_saved):
+  """Raises NonFiniteError naming the first step whose train loss is not
+  finite; `pending`: the train metrics of the steps up to `step`, on device.
+  Called only where the loop pulls metrics or saves, so it adds no host sync
+  per step, and no state of or after that step is ever saved."""
+  if not pending:
+    return
+  losses = np.asarray(jax.device_get([m['loss'] for m in pending]), np.float64)
+  bad = np.flatnonzero(~np.isfinite(losses))
+  if bad.size:
+    first = step - len(pending) + 1 + int(bad[0])
+    raise NonFiniteError(
+        f'The training loss is {losses[bad[0]]} at step {first} of {workdir}; '
+        f'stopped, saving nothing from that step on (latest checkpoint: '
+        f'{"none" if last_saved is None else f"step {last_saved}"}). Check the '
+        'data, or lower optim.learning_rate in a new --workdir.')
 
 
 class _Progress:

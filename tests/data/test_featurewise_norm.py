@@ -96,7 +96,7 @@ def test_the_loop_computes_them_once_and_a_resumed_run_reuses_them(
   c = tiny_config(**{'task.targets': ('expression',),
                      'data.normalize': 'featurewise'})
   c.data.image_size = 6
-  c.data.source = {'which': 'c'}
+  c.data.source = {'preset': 'kdef_like', 'seed': 3}
   resolved = loop.derived_config(c, str(tmp_path))
   x = _Images(9, 3).images.astype(np.float64)
   np.testing.assert_allclose(resolved.data.featurewise_stats.mean,

@@ -59,6 +59,97 @@ def test_from_config_defaults_and_min_lr():
     cb.from_config(c, None, 'val/rmse_mean', 'min')
 
 
+def _feed_at(c, steps_values, key='val/loss'):
+  return [c.update(step, {key: v}) for step, v in steps_values]
+
+
+def test_epoch_unit_evaluating_once_per_epoch_is_the_evaluation_count():
+  # Keras evaluates once per epoch: evaluations at steps 10, 20, ... of a
+  # 10-step epoch act exactly where the per-evaluation count acts.
+  values = [1.0, 0.8, 0.9, 0.85, 0.7]
+  per_eval = cb.EarlyStopping('val/loss', 'min', patience=2)
+  per_epoch = cb.EarlyStopping('val/loss', 'min', patience=2, unit='epoch',
+                                steps_per_epoch=10)
+  assert _feed(per_eval, values) == _feed_at(
+      per_epoch, zip(range(10, 60, 10), values)) == [False, False, False, True, True]
+  assert per_epoch.state['best_step'] == 20 and per_epoch.state['stopped_step'] == 40
+
+
+def test_epoch_unit_counts_epochs_when_evaluating_more_often():
+  # 10-step epochs, an evaluation every 5 steps, patience 2 epochs: the best is
+  # at step 10, then 5 + 5 + 5 + 5 = 20 steps without improvement: stop at 30
+  # (counting evaluations, patience 2 would stop at 20).
+  es = cb.EarlyStopping('val/loss', 'min', patience=2, unit='epoch',
+                        steps_per_epoch=10)
+  stops = _feed_at(es, [(5, 1.0), (10, 0.8), (15, 0.9), (20, 0.9), (25, 0.85),
+                        (30, 0.9)])
+  assert stops == [False] * 5 + [True]
+  assert es.state['stopped_step'] == 30 and es.state['wait'] == 20
+  # Uneven evaluations (every 7 steps; 004: every 500 steps of a 721-step
+  # epoch): patience 1 epoch = 10 steps is reached at 7 + 7 = 14 steps.
+  es = cb.EarlyStopping('val/loss', 'min', patience=1, unit='epoch',
+                        steps_per_epoch=10)
+  assert _feed_at(es, [(7, 1.0), (14, 1.0), (21, 1.0)]) == [False, False, True]
+  # 004 at full size: 721-step epochs, evaluations every 500 steps, patience 5
+  # epochs = 3605 steps: 8 evaluations without improvement (4000 steps).
+  es = cb.EarlyStopping('val/loss', 'min', patience=5, unit='epoch',
+                        steps_per_epoch=721)
+  stops = _feed_at(es, [(500 * (i + 1), 1.0) for i in range(9)])
+  assert stops.index(True) == 8 and es.state['stopped_step'] == 4500
+
+
+def test_reduce_on_plateau_in_epochs_with_cooldown():
+  # 10-step epochs, an evaluation every 5 steps, patience 1 epoch, cooldown 1
+  # epoch, a flat loss. Step 5: the first value is the best. 10: wait 5.
+  # 15: wait 10 -> x0.5, cooldown 10. 20: cooldown 10 - 5 = 5, nothing counts.
+  # 25: cooldown 0, wait 5. 30: wait 10 -> x0.5 again.
+  r = cb.ReduceLROnPlateau('val/loss', 'min', patience=1, factor=0.5, cooldown=1,
+                           unit='epoch', steps_per_epoch=10)
+  assert _feed_at(r, [(s, 1.0) for s in range(5, 35, 5)]) == [
+      1, 1, .5, .5, .5, .25]
+
+
+def test_a_non_finite_metric_is_never_an_improvement():
+  nan, inf = float('nan'), float('inf')
+  for mode in ('min', 'max'):
+    assert not cb._improved(nan, None, mode, 0.0)
+    assert not cb._improved(nan, 1.0, mode, 0.0)
+  assert not cb._improved(-inf, 1.0, 'min', 0.0)
+  assert not cb._improved(inf, 1.0, 'max', 0.0)
+  assert cb._improved(0.5, None, 'min', 0.0)
+  es = cb.EarlyStopping('val/loss', 'min', patience=2)
+  # A NaN first evaluation sets no best; a finite one after it does; NaN and
+  # -inf then count as evaluations without improvement.
+  assert _feed(es, [nan, 1.0, nan, -inf]) == [False, False, False, True]
+  assert es.state['best'] == 1.0 and es.state['best_step'] == 2
+  r = cb.ReduceLROnPlateau('val/loss', 'min', patience=1, factor=0.5)
+  assert _feed(r, [1.0, nan, 0.9]) == [1, .5, .5]
+  assert r.state['best'] == 0.9
+
+
+def test_from_config_units():
+  c = ml_collections.ConfigDict({'optim': {'learning_rate': 1e-4}})
+  c.callbacks = {'unit': 'epoch', 'early_stopping': {'patience': 5},
+                 'reduce_on_plateau': {'patience': 3, 'min_lr': 1e-4}}
+  # Built without the run's epoch (as a config check does), the callbacks
+  # refuse to count.
+  cbs = cb.from_config(c, None, 'val/loss', 'min')
+  with pytest.raises(ValueError, match='steps_per_epoch'):
+    cbs.early_stopping.update(10, {'val/loss': 1.0})
+  cbs = cb.from_config(c, None, 'val/loss', 'min', steps_per_epoch=721)
+  assert cbs.early_stopping.clock.units(5) == 5 * 721
+  # The paper's floor equals its lr (Adam 1e-4): as in Keras, never reduced.
+  r = cbs.reduce_on_plateau
+  assert r.min_scale == 1.0
+  assert _feed_at(r, [(721 * (i + 1), 1.0) for i in range(8)]) == [1.0] * 8
+  c.callbacks.unit = 'evaluation'
+  cbs = cb.from_config(c, None, 'val/loss', 'min', steps_per_epoch=721)
+  assert cbs.early_stopping.clock.units(5) == 5
+  c.callbacks.unit = 'epochs'
+  with pytest.raises(ValueError, match="'evaluation', 'epoch'"):
+    cb.from_config(c, None, 'val/loss', 'min', steps_per_epoch=721)
+
+
 def test_history_restores_the_state_of_the_newest_eval_before_the_resume_step(tmp_path):
   def make():
     return cb.Callbacks(cb.EarlyStopping('m', 'min', patience=2),
@@ -180,3 +271,15 @@ def test_no_callbacks_config_writes_no_callbacks_file(tmp_path, tiny):
   res = loop.train_and_evaluate(c, str(tmp_path))
   assert 'stopped_step' not in res and res['step'] == 2
   assert not os.path.exists(tmp_path / cb.FILENAME)
+
+
+def test_epoch_unit_run_stops_after_patience_epochs(tmp_path, tiny):
+  from fer_jax.train import loop
+  # 64 records in batches of 16: 4-step epochs; an evaluation every 2 steps.
+  # Only the first evaluation (step 2) improves (huge min_delta): patience 1
+  # epoch = 4 steps is reached at step 6 (per evaluation it would be step 4).
+  c = _config(tiny, {'unit': 'epoch',
+                     'early_stopping': {'patience': 1, 'min_delta': 1e9}},
+              best_metric='val/loss', best_mode='min')
+  res = loop.train_and_evaluate(c, str(tmp_path))
+  assert res['stopped_step'] == 6

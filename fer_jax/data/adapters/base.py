@@ -313,6 +313,21 @@ def check_images(collector: Collector, channels: int):
   collector.entries = keep
 
 
+def unreadable_images(source) -> List[str]:
+  """'path: reason' of each entry of `source` whose image file does not
+  decode (one decode pass; video frames are not decoded: their videos are
+  probed when the adapter is built). launch/prepare.py runs it before writing,
+  so a corrupt file is refused with its path before anything is built."""
+  bad = []
+  for e in getattr(source, 'entries', ()):
+    if isinstance(e['image'], str):
+      try:
+        read_image(e['image'], source.channels)
+      except AdapterError as err:
+        bad.append(str(err))  # names the file
+  return bad
+
+
 def require(path: str, dataset: str, manual_dir: str, layout: str) -> str:
   if not os.path.exists(path):
     raise missing_layout(dataset, manual_dir, os.path.relpath(path, manual_dir),
