@@ -7,14 +7,21 @@
   # No training: the fer package's FER-2013 mini-Xception (expressions only):
   python launch/predict.py --model=fer2013_mini_xception --input=photos/ \
       --output=/tmp/pred
+  # A video, detecting every 5th frame at 320 px and tracking between, with
+  # valence/arousal smoothed over 0.5 s (the raw values are kept):
+  python launch/predict.py --workdir=/tmp/va --input=clip.mp4 --output=/tmp/pred \
+      --detect_every=5 --detect_width=320 --smooth=0.5
   # Webcam window (needs a display and a GUI OpenCV build, not -headless):
   python launch/predict.py --model=fer2013_mini_xception --camera=0
 
 Writes OUTPUT/predictions.jsonl and OUTPUT/predictions.csv (one row per face:
-file, frame, face, box x, y, w, h, crop, then the model's values) and
-OUTPUT/annotated/ (each image, each video as .mp4, with box, label and a
-valence-arousal circumplex). Files that cannot be read are reported and
-skipped. See fer_jax/predict.py.
+file, frame, time_s, track, face, box x, y, w, h, crop, then the model's
+values), for videos OUTPUT/tracks.csv (one row per track) and
+OUTPUT/timeline_<track>.png, and OUTPUT/annotated/ (each image, each video as
+.mp4, with box, track, label and a valence-arousal circumplex). Files that
+cannot be read are reported and skipped; when nothing at all could be
+predicted (an empty folder, every file unreadable) the exit status is 2. See
+fer_jax/predict/.
 """
 import os
 import sys
@@ -38,7 +45,22 @@ flags.DEFINE_integer('mc_passes', 0, 'MC-dropout passes for uncertainty (0 = off
 flags.DEFINE_integer('min_face', 20, 'Smallest face side in pixels to detect.')
 flags.DEFINE_bool('annotate', True, 'Write annotated images/videos.')
 flags.DEFINE_integer('seed', 0, 'Seed of the MC-dropout masks.')
+flags.DEFINE_integer('detect_every', predict.DETECT_EVERY,
+                     'Videos: detect faces every K frames, track between '
+                     '(1 = detect every frame).')
+flags.DEFINE_integer('detect_width', predict.DETECT_WIDTH,
+                     'Videos: detect on frames downscaled to this width, boxes '
+                     'mapped back (0 = full resolution).')
+flags.DEFINE_float('smooth', 0.0, 'Videos: add per-track moving averages '
+                   '(<column>_smooth) with this time constant in seconds (0 = off).')
+flags.DEFINE_bool('plots', True, 'Videos: write timeline_<track>.png per track.')
+flags.DEFINE_bool('progress', True, 'Progress bar (frames/s, ETA) per video.')
 FLAGS = flags.FLAGS
+
+
+def _fail(msg):
+  print(f'error: {msg}', file=sys.stderr)
+  sys.exit(2)
 
 
 def main(argv):
@@ -54,7 +76,21 @@ def main(argv):
   if FLAGS.camera is not None:
     problem = predict.gui_problem()  # before the model loads
     if problem:
-      sys.exit(f'--camera needs a window: {problem}.')
+      _fail(f'--camera needs a window: {problem}.')
+  if FLAGS.detect_every < 1:
+    _fail(f'--detect_every must be >= 1, got {FLAGS.detect_every}')
+  if FLAGS.detect_width < 0 or FLAGS.smooth < 0:
+    _fail(f'--detect_width ({FLAGS.detect_width}) and --smooth ({FLAGS.smooth}) '
+          'must be >= 0')
+  if FLAGS.input is not None:  # before the model loads
+    try:
+      media, _ = predict.list_inputs(FLAGS.input)
+    except FileNotFoundError as e:
+      _fail(e)
+    if not media:
+      print(f'warning: {FLAGS.input} has no image or video file; nothing to '
+            'predict', file=sys.stderr)
+      sys.exit(2)
   kw = dict(batch_size=FLAGS.batch_size, mc_passes=FLAGS.mc_passes, seed=FLAGS.seed)
   try:
     if FLAGS.model:
@@ -62,18 +98,29 @@ def main(argv):
     else:
       predictor = predict.load_workdir(FLAGS.workdir, FLAGS.which, **kw)
   except (ValueError, FileNotFoundError) as e:  # bad flags or workdir: no trace
-    sys.exit(f'error: {e}')
+    _fail(e)
   print(f'Model {predictor.name}: outputs '
         + ', '.join(f'{o.name} ({o.kind})' for o in predictor.outputs))
+  width = FLAGS.detect_width or None
   if FLAGS.camera is not None:
-    summary = predict.run_camera(predictor, FLAGS.camera, FLAGS.output)
-  else:
+    print(predict.run_camera(predictor, FLAGS.camera, FLAGS.output,
+                             detect_every=FLAGS.detect_every,
+                             detect_width=width))
+    return
+  options = predict.Options(detect_every=FLAGS.detect_every, detect_width=width,
+                            smooth=FLAGS.smooth or None, plots=FLAGS.plots,
+                            progress=FLAGS.progress)
+  try:
     summary = predict.run(predictor, FLAGS.input, FLAGS.output, FLAGS.annotate,
-                          FLAGS.min_face)
+                          FLAGS.min_face, options)
+  except predict.NonFiniteError as e:
+    _fail(e)
   print(summary)
-  if FLAGS.output:
-    print(f'Predictions: {os.path.join(FLAGS.output, "predictions.csv")} '
-          '(and .jsonl)')
+  print(f'Predictions: {os.path.join(FLAGS.output, "predictions.csv")} '
+        '(and .jsonl' + (', tracks.csv' if summary.videos else '') + ')')
+  if not summary.predicted:
+    _fail(f'nothing could be predicted: all {len(summary.unreadable)} input '
+          f'file(s) of {FLAGS.input} are unreadable')
 
 
 if __name__ == '__main__':

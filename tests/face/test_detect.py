@@ -82,3 +82,62 @@ def test_pipeline_eye_crop_of_a_photo_without_eyes_uses_the_detector():
   plain = dict(record, image=np.full((200, 200, 3), 128, np.uint8))
   with pytest.raises(pipeline.BadRecordError, match='record 5: the eye-aligned crop'):
     prep(plain)
+
+
+# The astronaut's head and shoulders; her face inside this patch, as the
+# full-image box above (hairline to chin) shifted by the patch's corner.
+HEAD = (slice(40, 260), slice(140, 320))
+HEAD_FACE = (180 - 140, 65 - 40, 270 - 180, 165 - 65)  # x, y, w, h
+
+
+def _on_plain_wall(level, x, y):
+  frame = np.full((480, 640, 3), level, np.uint8)
+  frame[y:y + 220, x:x + 180] = skimage_data.astronaut()[HEAD]
+  return frame, (x + HEAD_FACE[0], y + HEAD_FACE[1], HEAD_FACE[2], HEAD_FACE[3])
+
+
+@pytest.mark.parametrize('level', [40, 128, 215])
+def test_face_on_a_plain_wall_is_found_in_every_frame(level):
+  """A clear frontal face over a plain gray background (a webcam in front of
+  a wall). A global histogram equalization before the cascade lost it in
+  most frames (all of them on the dark wall)."""
+  from fer_jax.face import detect
+  hits = 0
+  positions = [(x, y) for x in (0, 130, 260, 460) for y in (0, 90, 260)]
+  for x, y in positions:
+    frame, truth = _on_plain_wall(level, x, y)
+    found = detect.detect_faces(detect.to_gray(frame))
+    if len(found) == 1 and detect.box_iou(found, [truth])[0, 0] >= 0.5:
+      hits += 1
+  assert hits == len(positions)
+
+
+def test_detect_width_maps_boxes_back_to_full_size():
+  from fer_jax.face import detect
+  frame, truth = _on_plain_wall(128, 300, 200)
+  gray = detect.to_gray(frame)
+  full = detect.detect_faces(gray)
+  half = detect.detect_faces(gray, width=320)
+  assert len(full) == len(half) == 1
+  assert detect.box_iou(half, [truth])[0, 0] >= 0.5
+  assert detect.box_iou(half, full)[0, 0] >= 0.7
+  # A width at or above the image's is full resolution.
+  assert detect.detect_faces(gray, width=640) == full
+
+
+def test_box_iou_by_hand():
+  from fer_jax.face import detect
+  # 10x10 boxes overlapping in a 5x10 strip: 50 / (100 + 100 - 50).
+  iou = detect.box_iou([(0, 0, 10, 10)], [(5, 0, 10, 10), (20, 20, 4, 4),
+                                          (0, 0, 10, 10)])
+  np.testing.assert_allclose(iou, [[50 / 150, 0.0, 1.0]])
+  assert detect.box_iou([], [(0, 0, 1, 1)]).shape == (0, 1)
+
+
+def test_overlapping_boxes_keep_the_larger(monkeypatch):
+  from fer_jax.face import detect
+  boxes = [(10, 10, 50, 50), (12, 12, 46, 46), (200, 10, 40, 40)]
+  monkeypatch.setattr(detect, 'detect_cascade', lambda g, name, m: list(boxes)
+                      if name == 'frontal' else [])
+  assert detect.detect_faces(np.zeros((300, 300), np.uint8)) == [
+      (10, 10, 50, 50), (200, 10, 40, 40)]

