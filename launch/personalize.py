@@ -17,16 +17,24 @@ them, and process 0 alone prints and writes the results:
       --num_processes=2 --process_id=0                   # (and =1 on the other)
 
 The workdir must then be on a file system all hosts see.
+
+`--config.KEY=VALUE` overrides a field of the study config. Every name the
+study looks up (subjects, samplers, the pre-training model and data, ...) is
+checked before anything is pre-trained or written; a mistake is one line
+`error: ...` and exit status 2. On SIGTERM the study saves what is done (the
+pre-training checkpoint, or the personal models' chunks), prints `Preempted`
+and exits with status 0; the same command resumes.
 """
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fer_jax.train import distributed  # noqa: E402  (after the path)
+from fer_jax import cli  # noqa: E402  (after the path)
+from fer_jax.train import distributed  # noqa: E402
 
 config_flags.DEFINE_config_file('config', None, 'Study config file.',
                                 lock_config=True)
@@ -42,11 +50,13 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   distributed.initialize_from_flags(FLAGS)
   from fer_jax.protocols.personalization import run_study
+  from fer_jax.train.stages import apply_overrides
+  config = apply_overrides(FLAGS.config, cli.config_overrides())
   try:
-    run_study(FLAGS.config, FLAGS.workdir)
-  except distributed.Preempted as e:  # SIGTERM while pre-training
+    run_study(config, FLAGS.workdir)
+  except distributed.Preempted as e:  # SIGTERM: what is done is saved
     print(e, flush=True)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main, config_flag='config')

@@ -46,12 +46,15 @@ import json
 import math
 import os
 import time
+import zipfile
+import zlib
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import logging
 from jax.experimental import multihost_utils
 
 from fer_jax.data import pipeline
@@ -62,8 +65,10 @@ from fer_jax.protocols import kfold
 from fer_jax.protocols import samplers
 from fer_jax.tasks import get_task
 from fer_jax.train import checkpoint as ckpt_lib
+from fer_jax.train import distributed
 from fer_jax.train import loop
 from fer_jax.train import optim
+from fer_jax.train import workdir as workdir_lib
 
 TARGETS = ('valence', 'arousal')  # columns of PersonalData.labels
 CONDITIONS = ('no_transfer', 'transfer_0', 'transfer_100')
@@ -75,12 +80,61 @@ _MODELS, _RANDOM_SAMPLER, _MC_DROPOUT, _INIT = 1, 2, 3, 4
 _DUMMY_ID = 2**31 - 1
 
 
-class CacheMismatchError(ValueError):
+class CacheMismatchError(workdir_lib.ConfigMismatchError):
   """A cached file was written for a different backbone or data."""
 
 
 class StudyInterrupted(RuntimeError):
   """Raised by `run_study` when `max_chunks` stops it before the end."""
+
+
+class StudyPreempted(distributed.Preempted):
+  """Raised by `run_study` after a SIGTERM: the chunks trained so far are
+  saved; the same command resumes with the rest."""
+
+  def __init__(self, chunks: int, done: int, total: int):
+    Exception.__init__(  # pylint: disable=non-parent-init-called
+        self, f'Preempted: saved {chunks} chunk(s) of personal models ({done} '
+        f'of {total} models done) and stopped. Run the same command again to '
+        'resume.')
+    self.step = chunks
+
+
+# What reading a damaged .npz raises: a truncated or garbled zip (its CRC-32
+# catches a flipped byte), a missing member, an empty or foreign file.
+_DAMAGED = (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError,
+            ValueError)
+
+
+def _set_aside(path: str, what: str, problem: str) -> str:
+  """Moves the damaged file `path` to `path`.damaged[.N] (kept for a look,
+  never deleted) and says so in one warning line; returns the new name."""
+  dest, n = f'{path}.damaged', 1
+  while os.path.exists(dest):
+    dest, n = f'{path}.damaged.{n}', n + 1
+  os.replace(path, dest)
+  problem = ' '.join(str(problem).split())
+  logging.warning('%s is damaged (%s); moved it to %s and will %s.', path,
+                  problem, dest, what)
+  return dest
+
+
+def _read_npz(path: str, keys: Sequence[str], what: str,
+              check: Optional[Callable[[dict], Optional[str]]] = None):
+  """{key: array} of the .npz at `path`, every member read in full (so zip's
+  checksums are verified); None if it is damaged, after moving it aside
+  (`_set_aside`, `what`: what the study does instead). check(arrays): a
+  problem with the contents (str) or None."""
+  try:
+    with np.load(path) as z:
+      arrays = {k: z[k] for k in keys}
+    problem = check(arrays) if check is not None else None
+  except _DAMAGED as e:
+    problem = f'{type(e).__name__}: {e}'
+  if problem is None:
+    return arrays
+  _set_aside(path, what, problem)
+  return None
 
 
 def _log(config, *args):
@@ -223,8 +277,9 @@ def load_personal_data(config) -> PersonalData:
       continue
     keep.append(r)
   if not keep:
-    raise ValueError(f'No annotated frames of subjects {wanted or "(all)"} in '
-                     f'{pc.name} {dict(pc.source)} split {pc.split!r}.')
+    raise workdir_lib.ConfigError(
+        f'No annotated frames of subjects {wanted or "(all)"} in '
+        f'{pc.name} {dict(pc.source)} split {pc.split!r}.')
   col = lambda k: np.stack([r[k] for r in keep])  # noqa: E731
   data = PersonalData(images=col('image'),
                       labels=np.stack([col('valence'), col('arousal')], -1)
@@ -247,7 +302,7 @@ def check_personal_data(data: PersonalData):
       names = [TARGETS[j] for j in range(bad.shape[1]) if bad[rows, j].any()]
       where = ', '.join(f'clip {data.clip[r]} frame {data.frame[r]}'
                         for r in rows[:3])
-      raise ValueError(
+      raise pipeline.BadRecordError(
           f'Subject {s}: {"/".join(names)} label is NaN or inf in {len(rows)} '
           f'frame(s) ({where}{", ..." if len(rows) > 3 else ""}); fix or drop '
           'them before the study.')
@@ -258,7 +313,8 @@ def study_subjects(config, data: PersonalData) -> np.ndarray:
   have = np.unique(data.subject)
   missing = [s for s in wanted if s not in have]
   if missing:
-    raise ValueError(f'Subjects {missing} have no annotated frames.')
+    raise workdir_lib.ConfigError(
+        f'personal.subjects: {missing} have no annotated frames.')
   return np.asarray(wanted) if wanted else have
 
 
@@ -323,6 +379,16 @@ def extract_features(net: Net, images: np.ndarray, batch: int) -> np.ndarray:
   return _batched_apply(embed, images, batch).astype(np.float32)
 
 
+def _checked_features(path: str, z: dict, fp: str) -> np.ndarray:
+  old = str(z['fingerprint'])
+  if old != fp:
+    raise CacheMismatchError(
+        f'{path} holds features of a different backbone or data '
+        f'(fingerprint {old[:12]}, expected {fp[:12]}); delete it or use '
+        'a new workdir to extract them again.')
+  return z['features']
+
+
 def _load_features(path: str, fp: str, wait_s: float = 0.) -> np.ndarray:
   """The cached features at `path`, refused unless written for `fp`. wait_s:
   how long to wait for a file another host has just written to show up (a
@@ -337,24 +403,25 @@ def _load_features(path: str, fp: str, wait_s: float = 0.) -> np.ndarray:
         raise
       time.sleep(0.5)
   with z:
-    old = str(z['fingerprint'])
-    if old != fp:
-      raise CacheMismatchError(
-          f'{path} holds features of a different backbone or data '
-          f'(fingerprint {old[:12]}, expected {fp[:12]}); delete it or use '
-          'a new workdir to extract them again.')
-    return z['features']
+    return _checked_features(path, {k: z[k] for k in ('fingerprint', 'features')},
+                             fp)
 
 
 def cached_features(config, workdir: str, net: Net, data: PersonalData):
-  """workdir/features/<net>.npz, extracted once and checked on every load.
+  """workdir/features/<net>.npz, extracted once and checked on every load; a
+  damaged file is moved aside (one warning line) and extracted again.
 
   With several processes, process 0 extracts and writes the file and the
   others read it, so all train on the same bits."""
   path = os.path.join(workdir, 'features', f'{net.name}.npz')
   fp = fingerprint(config, net, len(data.subject))
-  if _from_lead(np.asarray(os.path.exists(path))):  # process 0's view
-    return _load_features(path, fp, wait_s=60. if not _lead() else 0.)
+  z = None
+  if _lead() and os.path.exists(path):
+    z = _read_npz(path, ('fingerprint', 'features'), 'extract the features '
+                  'again', check=lambda a: _features_problem(a, fp, data))
+  if _from_lead(np.asarray(z is not None)):  # process 0's view
+    return (_checked_features(path, z, fp) if _lead()
+            else _load_features(path, fp, wait_s=60.))
   if _lead():
     t = time.perf_counter()
     feats = extract_features(net, data.images, config.runtime.feature_batch)
@@ -363,6 +430,17 @@ def cached_features(config, workdir: str, net: Net, data: PersonalData):
          f'{time.perf_counter() - t:.1f} s -> {path}')
   _barrier(f'features/{net.name}')
   return feats if _lead() else _load_features(path, fp, wait_s=60.)
+
+
+def _features_problem(arrays: dict, fp: str, data: PersonalData
+                      ) -> Optional[str]:
+  """Why a readable cache of this backbone and data (`fp`) is unusable; a
+  cache of another one is refused by `_checked_features` instead."""
+  f = arrays['features']
+  if str(arrays['fingerprint']) == fp and (f.ndim < 2 or
+                                           len(f) != len(data.subject)):
+    return f'features of shape {f.shape}, expected {len(data.subject)} rows'
+  return None
 
 
 def head_outputs(net: Net, features: np.ndarray, batch: int) -> np.ndarray:
@@ -424,7 +502,7 @@ def num_selected(fraction: float, n: int, subject, fold) -> int:
   """Round half up of fraction * n; zero is an error naming subject + fraction."""
   k = int(math.floor(fraction * n + 0.5))
   if k < 1:
-    raise ValueError(
+    raise workdir_lib.ConfigError(
         f'Subject {subject} fold {fold}: fraction {fraction:g} of its {n} '
         'training frames selects 0 samples; drop that fraction or the subject.')
   return min(k, n)
@@ -517,13 +595,25 @@ def _recipe(section, drop_remainder=False) -> ft.Recipe:
                    drop_remainder=drop_remainder)
 
 
+def _chunk_problem(z: dict) -> Optional[str]:
+  n = len(z['ids'])
+  if z['ids'].ndim != 1 or any(len(z[k]) != n for k in ('sse', 'count', 'loss')):
+    return ('members of different lengths: ' +
+            ', '.join(f'{k} {z[k].shape}' for k in ('ids', 'sse', 'count', 'loss')))
+  return None
+
+
 def _done_models(workdir: str) -> Dict[int, dict]:
-  """Finished models from the chunk files: id -> {sse, count, loss}."""
+  """Finished models from the chunk files: id -> {sse, count, loss}. A damaged
+  chunk file is moved aside (one warning line): its models train again."""
   done = {}
   for path in sorted(glob.glob(os.path.join(workdir, 'personal', 'chunk-*.npz'))):
-    with np.load(path) as z:
-      for i, sse, cnt, loss in zip(z['ids'], z['sse'], z['count'], z['loss']):
-        done[int(i)] = dict(sse=sse, count=int(cnt), loss=float(loss))
+    z = _read_npz(path, ('ids', 'sse', 'count', 'loss'), 'train its models '
+                  'again', check=_chunk_problem)
+    if z is None:
+      continue
+    for i, sse, cnt, loss in zip(z['ids'], z['sse'], z['count'], z['loss']):
+      done[int(i)] = dict(sse=sse, count=int(cnt), loss=float(loss))
   return done
 
 
@@ -633,7 +723,8 @@ class _Runner:
                               order_elems=self.recipe.epochs * n_pad)
 
   def run(self, ids_all: Sequence[int], done: dict, counter: dict,
-          max_chunks: Optional[int], on_chunk: Optional[Callable]):
+          max_chunks: Optional[int], on_chunk: Optional[Callable],
+          preemption: Optional[distributed.Preemption] = None):
     plan, rt = self.plan, self.config.runtime
     if not len(ids_all):
       return
@@ -666,6 +757,10 @@ class _Runner:
     for ci, ids in enumerate(chunks):
       if max_chunks is not None and counter['chunks'] >= max_chunks:
         raise StudyInterrupted(f'Stopped after {counter["chunks"]} chunk(s).')
+      # Every process, before every chunk: the chunk count is the step of the
+      # preemption sync point (all processes train the same chunks).
+      if preemption is not None and preemption.reached(counter['chunks']):
+        raise StudyPreempted(counter['chunks'], len(done), len(plan))
       t = time.perf_counter()
       res = self._train_chunk(ids, m, n_pad, test_pad)  # whole, everywhere
       path = os.path.join(self.workdir, 'personal',
@@ -890,6 +985,111 @@ def plot_sweep(summary, path):
 # ---------------------------------------------------------------------- study
 
 
+FOLD_BY = ('clip', 'frames')   # kfold.subject_folds
+DTYPES = ('float32', 'bfloat16')
+
+
+def source_subjects(source) -> Optional[set]:
+  """The subjects of a personal source's annotated records, found without
+  reading an image (synthetic video, or a real dataset's parsed entries);
+  None when that is not possible (then they are checked after loading)."""
+  if hasattr(source, 'video_position') and source.video_position(0):
+    return {int(source.video_position(i)[0]) for i in range(len(source))}
+  entries = getattr(source, 'entries', None)
+  if entries is not None:
+    return {int(e['subject']) for e in entries
+            if e.get('has_va') and 'subject' in e}
+  return None
+
+
+def check_study_config(config, workdir: str):
+  """Raises workdir.ConfigError listing every name of the study that does not
+  exist (targets, conditions, samplers, fractions, folds, the fine-tuning
+  optimisers, the pre-training configs, the personal dataset, split and
+  subjects), before anything is pre-trained or written."""
+  problems = []
+
+  def among(field, values, valid):
+    bad = [v for v in values if v not in valid]
+    if bad:
+      problems.append(f'{field}: unknown {", ".join(map(repr, bad))}; valid: '
+                      f'{", ".join(valid)}')
+
+  among('targets', tuple(config.targets), TARGETS)
+  among('conditions', tuple(config.conditions), CONDITIONS)
+  among('samplers', tuple(config.samplers), samplers.SAMPLERS.names())
+  among('fold_by', (config.get('fold_by', 'clip'),), FOLD_BY)
+  among('pretrain_checkpoint', (config.get('pretrain_checkpoint', 'best'),),
+        ('best', 'latest'))
+  bad = [f for f in config.fractions if not 0 < f <= 1]
+  if bad:
+    problems.append(f'fractions: {bad} not in (0, 1]')
+  if not isinstance(config.folds, int) or config.folds < 2:
+    problems.append(f'folds: {config.folds!r}, must be an integer >= 2')
+  for section in ('finetune', 'no_transfer'):
+    sec = config[section]
+    kw = dict(sec.optim)
+    name = kw.pop('name', None)
+    kw.pop('learning_rate', None)
+    if name not in optim.OPTIMIZERS:
+      problems.append(f'{section}.optim.name: unknown optimizer {name!r}; '
+                      f'valid: {", ".join(optim.OPTIMIZERS.names())}')
+    else:
+      try:
+        workdir_lib._bind(optim.OPTIMIZERS.get(name),  # pylint: disable=protected-access
+                          f'{section}.optim ({name})', 0.1, **kw)
+      except workdir_lib.ConfigError as e:
+        problems.append(str(e))
+    for k in ('batch_size', 'epochs'):
+      if not isinstance(sec[k], int) or sec[k] < 1:
+        problems.append(f'{section}.{k}: {sec[k]!r}, must be an integer >= 1')
+    dtypes = DTYPES if section == 'finetune' else ('float32',)
+    among(f'{section}.dtype', (sec.get('dtype', 'float32'),), dtypes)
+  if all(t in TARGETS for t in config.targets):
+    root = config.get('pretrain_dir') or os.path.join(workdir, 'pretrain')
+    for name, targets in net_specs(config):
+      fresh = not os.path.exists(os.path.join(root, name, 'results.json'))
+      try:
+        workdir_lib.validate_config(pretrain_config(config, targets),
+                                    check_files=fresh)
+      except workdir_lib.ConfigError as e:
+        problems.append(f'pretrain ({name}): {str(e).removeprefix("config: ")}')
+        break
+  pc = config.personal
+  stride = pc.get('frame_stride', 1)
+  if not isinstance(stride, int) or stride < 1:
+    problems.append(f'personal.frame_stride: {stride!r}, must be an integer >= 1')
+  where = f'personal ({pc.get("name")} {dict(pc.get("source", {}))} split ' \
+          f'{pc.get("split")!r})'
+  try:
+    source = get_source(pc, pc.split)
+  except (KeyError, ValueError, TypeError) as e:
+    problems.append(f'{where}: {workdir_lib._message(e)}')  # pylint: disable=protected-access
+    source = None
+  have = source_subjects(source) if source is not None else None
+  wanted = [int(s) for s in pc.get('subjects', ())]
+  if have is not None:
+    missing = [s for s in wanted if s not in have]
+    if missing or not have:
+      problems.append(
+          f'personal.subjects: {missing or "none"} not in {where}, which has '
+          f'annotated subjects {_ranges(sorted(have)) or "none"}')
+  if problems:
+    raise workdir_lib.ConfigError('config: ' + '; '.join(problems))
+
+
+def _ranges(values: Sequence[int]) -> str:
+  """'0-9, 12' for [0, 1, ..., 9, 12]."""
+  out, start = [], None
+  for i, v in enumerate(values):
+    if start is None:
+      start = v
+    if i + 1 == len(values) or values[i + 1] != v + 1:
+      out.append(str(start) if start == v else f'{start}-{v}')
+      start = None
+  return ', '.join(out)
+
+
 def _study_config_for_check(config):
   """The config minus runtime knobs, which do not change results."""
   c = copy.deepcopy(config)
@@ -903,6 +1103,13 @@ def run_study(config: ml_collections.ConfigDict, workdir: str, *,
               on_chunk: Optional[Callable[[dict], None]] = None) -> dict:
   """Runs (or resumes) the whole personalization study of `config` in `workdir`.
 
+  Every name the study looks up is checked first (`check_study_config`), so a
+  typo is one error before hours of pre-training. On SIGTERM the study stops
+  with `distributed.Preempted` (pre-training: at an agreed step, saved; later:
+  before its next chunk, the chunks trained so far saved); running again
+  resumes. A damaged chunk or feature file is moved aside with a warning and
+  its models trained (its features extracted) again.
+
   max_chunks: stop (raise StudyInterrupted) once this call has trained that many
     chunks; on_chunk(info) runs after each saved chunk (it may raise). Both
     simulate interruptions; running again resumes.
@@ -910,8 +1117,16 @@ def run_study(config: ml_collections.ConfigDict, workdir: str, *,
   Returns:
     {'summary': rows of results.csv, 'models': per-model rows, 'table': str}.
   """
+  check_study_config(config, workdir)  # hours before pre-training ends
   os.makedirs(workdir, exist_ok=True)
   loop.check_workdir_config(_study_config_for_check(config), workdir)  # 0 writes
+  # SIGTERM: pre-training saves and stops by itself (train_and_evaluate);
+  # later, the study stops before its next chunk (`_Runner.run`).
+  with distributed.Preemption() as preemption:
+    return _run_study(config, workdir, preemption, max_chunks, on_chunk)
+
+
+def _run_study(config, workdir, preemption, max_chunks, on_chunk) -> dict:
   t0 = time.perf_counter()
   nets = pretrain(config, workdir)
   data = load_personal_data(config)
@@ -945,9 +1160,11 @@ def run_study(config: ml_collections.ConfigDict, workdir: str, *,
   heads = [i for i in range(len(plan)) if plan.kind[i] == 'head']
   fulls = [i for i in range(len(plan)) if plan.kind[i] == 'full']
   _Runner(config, workdir, 'head', plan, nets, np.concatenate(feats), y,
-          x_block=n, y_block=n).run(heads, done, counter, max_chunks, on_chunk)
+          x_block=n, y_block=n).run(heads, done, counter, max_chunks, on_chunk,
+                                    preemption)
   _Runner(config, workdir, 'full', plan, nets, data.images, y,
-          x_block=0, y_block=n).run(fulls, done, counter, max_chunks, on_chunk)
+          x_block=0, y_block=n).run(fulls, done, counter, max_chunks, on_chunk,
+                                    preemption)
 
   t0_rows = (transfer0_rows(nets, outputs, data, folds, subjects, config.folds)
              if 'transfer_0' in config.conditions else [])

@@ -216,8 +216,10 @@ class Trainer:
       state = create_state(variables, self.tx, jax.random.wrap_key_data(state.rng))
     self.state = jax.device_put(state, mesh_lib.replicated(self.mesh))
     repl = mesh_lib.replicated(self.mesh)
+    # Only the trainable leaves are differentiated: a frozen base costs no
+    # backward pass.
     self.train_step = jax.jit(make_train_step(self.model, self.task, self.tx,
-                                              self.frozen_bn),
+                                              self.frozen_bn, trainable=mask),
                               out_shardings=(repl, repl), donate_argnums=0)
     self.eval_step = jax.jit(make_eval_step(self.model, self.task))
 

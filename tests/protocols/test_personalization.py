@@ -214,3 +214,88 @@ def test_features_from_another_backbone_are_refused(tmp_path):
   path = os.path.join(str(tmp_path), 'features', 'valence.npz')
   with pytest.raises(pz.CacheMismatchError, match=re.escape(path)):
     pz.cached_features(study, str(tmp_path), other, data)
+
+
+def _tiny_feature_net():
+  import ml_collections
+  from configs import common
+  cfg = common.base_config()
+  cfg.data.image_size = 8
+  cfg.model = dict(name='small_cnn', widths=(4,), hidden=8)
+  model = get_model('small_cnn', num_outputs=1, widths=(4,), hidden=8)
+  v = model.init({'params': jax.random.key(0)}, jnp.zeros((1, 8, 8, 3)))
+  net = pz.Net('valence', ('valence',), cfg, model, jax.tree.map(np.asarray, v))
+  study = ml_collections.ConfigDict(dict(
+      personal=dict(name='synthetic', source=dict(preset='amigos_like')),
+      runtime=dict(feature_batch=4, verbose=False)))
+  data = pz.PersonalData(
+      images=np.random.default_rng(0).uniform(size=(6, 8, 8, 3)).astype(
+          np.float32), labels=np.zeros((6, 2), np.float32),
+      subject=np.zeros(6), clip=np.zeros(6), frame=np.arange(6))
+  return study, net, data
+
+
+def _damage_warnings(caplog, path):
+  return [r.getMessage() for r in caplog.records
+          if r.getMessage().startswith(f'{path} is damaged')]
+
+
+def test_a_damaged_feature_cache_is_moved_aside_and_extracted_again(tmp_path,
+                                                                     caplog):
+  import logging
+  study, net, data = _tiny_feature_net()
+  first = pz.cached_features(study, str(tmp_path), net, data)
+  path = os.path.join(str(tmp_path), 'features', 'valence.npz')
+  size = os.path.getsize(path)
+
+  def truncate(f):
+    f.truncate(size - 100)
+
+  def garble(f):  # inside the features array: only zip's CRC-32 sees it
+    f.seek(size // 2)
+    f.write(b'\x7f' * 8)
+
+  def empty(f):
+    f.truncate(0)
+
+  for n, damage in enumerate((truncate, garble, empty)):
+    with open(path, 'r+b') as f:
+      damage(f)
+    bad = open(path, 'rb').read()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+      again = pz.cached_features(study, str(tmp_path), net, data)
+    np.testing.assert_array_equal(first, again)
+    (line,) = _damage_warnings(caplog, path)
+    aside = f'{path}.damaged' + (f'.{n}' if n else '')
+    assert f'moved it to {aside} ' in line and 'extract the features' in line
+    assert open(aside, 'rb').read() == bad  # kept as it was
+  # The re-extracted cache is whole again: read without a warning.
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    np.testing.assert_array_equal(
+        pz.cached_features(study, str(tmp_path), net, data), first)
+  assert not _damage_warnings(caplog, path)
+
+
+def test_a_damaged_chunk_file_leaves_its_models_to_train_again(tmp_path,
+                                                                caplog):
+  import logging
+  personal = tmp_path / 'personal'
+  good = str(personal / 'chunk-head-0000000-00002.npz')
+  bad = str(personal / 'chunk-head-0000002-00002.npz')
+  short = str(personal / 'chunk-head-0000004-00002.npz')
+  for path, ids in ((good, [0, 1]), (bad, [2, 3]), (short, [4, 5])):
+    pz._savez_atomic(path, ids=np.asarray(ids), sse=np.ones((2, 2)),
+                     count=np.full(2, 7), loss=np.full(2, 0.5))
+  with open(bad, 'r+b') as f:
+    f.truncate(os.path.getsize(bad) - 1)
+  pz._savez_atomic(short, ids=np.asarray([4, 5]), sse=np.ones((1, 2)),
+                   count=np.full(2, 7), loss=np.full(2, 0.5))
+  with caplog.at_level(logging.WARNING):
+    done = pz._done_models(str(tmp_path))
+  assert sorted(done) == [0, 1]
+  assert done[1]['count'] == 7 and done[1]['loss'] == 0.5
+  assert 'train its models again' in _damage_warnings(caplog, bad)[0]
+  assert 'members of different lengths' in _damage_warnings(caplog, short)[0]
+  assert os.path.exists(bad + '.damaged') and not os.path.exists(bad)
