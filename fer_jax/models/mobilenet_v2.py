@@ -3,14 +3,20 @@
 Block i of the features is torchvision's `features[i]`: 'stem' is features[0],
 'block1'..'block17' the inverted residuals, 'last' the 1x1 conv to 1280.
 Features end with global average pooling; the head is Dropout(0.2) + Dense.
+
+`keras_layers()` lists Keras' `MobileNetV2(include_top=False)` layers, the same
+architecture, mapped onto these parameter paths: paper 004 unfreezes "the last
+56 layers" of that Keras model (`trainable='keras_last:56'`,
+fer_jax/models/partition.py).
 """
 import functools
-from typing import Any
+from typing import Any, List, Optional, Tuple
 
 import flax.linen as nn
 
 from fer_jax.models import heads
 from fer_jax.models import layers
+from fer_jax.models import partition
 from fer_jax.models.base import Model
 from fer_jax.models.registry import MODELS
 
@@ -27,6 +33,46 @@ def _conv_bn(x, features, kernel, stride, train, name, dtype, groups=1,
   x = layers.batch_norm(train, name=f'{name}_bn', dtype=dtype,
                         **layers.TORCH_BN)(x)
   return nn.relu6(x) if act else x
+
+
+@partition.KERAS_LAYERS.register('mobilenet_v2')
+def keras_layers() -> List[Tuple[str, str, Optional[str]]]:
+  """Keras' `MobileNetV2(include_top=False)` `model.layers`, in its order:
+  [(Keras name, Keras class, our layer path, None for a layer without
+  weights)]. Keras' block_k is our block{k+1} (its block 0 is
+  'expanded_conv'); a stride-2 block pads explicitly (ZeroPadding2D), a
+  block with matching shapes ends with an Add. Built as keras.applications'
+  mobilenet_v2.py builds it; tests/models/test_keras_last_layers.py compares
+  it with the real list (tests/fixtures/keras_mobilenet_v2_layers.json).
+  """
+  bn, relu = 'BatchNormalization', 'ReLU'
+  out = [('input_layer', 'InputLayer', None),
+         ('Conv1', 'Conv2D', 'features/stem_conv'),
+         ('bn_Conv1', bn, 'features/stem_bn'),
+         ('Conv1_relu', relu, None)]
+  block, channels = 0, 32
+  for _, c, n, s in SETTINGS:
+    for j in range(n):
+      stride = s if j == 0 else 1
+      k = f'block_{block}_' if block else 'expanded_conv_'
+      ours = f'features/block{block + 1}/'
+      if block:
+        out += [(k + 'expand', 'Conv2D', ours + 'expand_conv'),
+                (k + 'expand_BN', bn, ours + 'expand_bn'),
+                (k + 'expand_relu', relu, None)]
+      if stride == 2:
+        out.append((k + 'pad', 'ZeroPadding2D', None))
+      out += [(k + 'depthwise', 'DepthwiseConv2D', ours + 'dw_conv'),
+              (k + 'depthwise_BN', bn, ours + 'dw_bn'),
+              (k + 'depthwise_relu', relu, None),
+              (k + 'project', 'Conv2D', ours + 'project_conv'),
+              (k + 'project_BN', bn, ours + 'project_bn')]
+      if stride == 1 and channels == c:
+        out.append((k + 'add', 'Add', None))
+      block, channels = block + 1, c
+  return out + [('Conv_1', 'Conv2D', 'features/last_conv'),
+                ('Conv_1_bn', bn, 'features/last_bn'),
+                ('out_relu', relu, None)]
 
 
 class _InvertedResidual(nn.Module):

@@ -2,10 +2,12 @@
 
 Paths are '/'-joined names inside a params tree, e.g. 'features/conv1/kernel'.
 A *layer* is a leaf module: the innermost dict holding arrays (a Conv, Dense,
-BatchNorm, SeparableConv...). That is how Keras counts the layers that paper
-004 unfreezes, except that Keras also counts layers without weights (ReLU, Add,
-pooling, padding), which hold nothing to train here; so 'last:N' counts
-weighted layers only, and a Keras "last 56 layers" is a smaller N here.
+BatchNorm, SeparableConv...); 'last:N' counts these weighted layers only.
+Keras also counts layers without weights (ReLU, Add, pooling, padding), so
+"the last 56 layers" of a Keras application (paper 004's MobileNetV2) is
+'keras_last:56': the last 56 entries of the Keras model's own layer list,
+which a family registers in `KERAS_LAYERS` (mobilenet_v2.keras_layers) with
+each Keras layer's path here.
 
 Forward order. Flax creates a compact module's children in call order, and an
 eagerly run `model.init` returns dicts in that order. But any jax transform of
@@ -21,7 +23,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fer_jax.registry import Registry
+
 Path = Tuple[str, ...]
+
+# family -> () -> [(Keras layer name, Keras class, our layer path or None)], in
+# the order of the Keras application's `model.layers` (its include_top=False
+# base); None for a layer without weights.
+KERAS_LAYERS = Registry('Keras layer list')
 
 
 def _is_leaf_module(d) -> bool:
@@ -90,7 +99,10 @@ def trainable_mask(params, spec: str,
 
   spec: 'all' | 'none' | 'head' | 'features' | 'last:N' (the head plus the
   last N layers of the features in forward order; needs `order`, from
-  `layer_order`) | 're:PATTERN' (re.search on '/'-joined param paths).
+  `layer_order`) | 'keras_last:N' (the head plus the weights of the last N
+  layers of the same net's Keras application, as Keras' `base.layers[-N:]`,
+  weightless layers counted; see `keras_layers_of`) | 're:PATTERN' (re.search
+  on '/'-joined param paths).
   """
   if spec == 'all':
     return _map_leaves(lambda p: True, params)
@@ -102,7 +114,7 @@ def trainable_mask(params, spec: str,
     pattern = re.compile(spec[3:])
     return _map_leaves(lambda p: bool(pattern.search(p)), params)
   if spec.startswith('last:'):
-    n = int(spec[5:])
+    n = _count(spec)
     if order is None:
       raise ValueError(
           f"trainable_mask({spec!r}) needs the layers' forward order: pass "
@@ -117,8 +129,36 @@ def trainable_mask(params, spec: str,
     return _map_leaves(
         lambda p: p.split('/')[0] == 'head' or p.rsplit('/', 1)[0] in chosen,
         params)
+  if spec.startswith('keras_last:'):
+    n = _count(spec)
+    chosen = {path for _, _, path in keras_layers_of(params)[::-1][:n] if path}
+    return _map_leaves(
+        lambda p: p.split('/')[0] == 'head' or p.rsplit('/', 1)[0] in chosen,
+        params)
   raise ValueError(f'Unknown trainable spec {spec!r}; valid: all, none, head, '
-                   'features, last:N, re:PATTERN')
+                   'features, last:N, keras_last:N, re:PATTERN')
+
+
+def _count(spec: str) -> int:
+  n = spec.split(':', 1)[1]
+  if not n.isdigit():
+    raise ValueError(f'trainable {spec!r}: N must be a whole number >= 0.')
+  return int(n)
+
+
+def keras_layers_of(params) -> List[Tuple[str, str, Optional[str]]]:
+  """The registered Keras layer list whose weighted layers are exactly the
+  features' layers of `params` (so a family is recognised by its weights,
+  without its name)."""
+  feats = {p for p in layer_paths(params) if p.split('/')[0] == 'features'}
+  for family in KERAS_LAYERS:
+    keras = KERAS_LAYERS.get(family)()
+    if {path for _, _, path in keras if path} == feats:
+      return keras
+  raise ValueError(
+      "trainable 'keras_last:N' counts the layers of a Keras application; "
+      'these features match none of the known ones: '
+      f'{", ".join(KERAS_LAYERS.names())}. Use last:N (weighted layers).')
 
 
 def frozen_batchnorm_layers(mask, batch_stats) -> List[str]:

@@ -87,6 +87,9 @@ def test_last_n_layers():
       == true_paths(partition.trainable_mask(params, 'head'))
   with pytest.raises(ValueError, match='layer_order'):
     partition.trainable_mask(params, 'last:2')
+  for bad in ('last:two', 'last:-1', 'last:'):
+    with pytest.raises(ValueError, match='whole number'):
+      partition.trainable_mask(params, bad, order=order)
 
 
 def test_frozen_params_stay_bit_identical_after_an_update():
