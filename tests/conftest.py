@@ -42,7 +42,10 @@ def tiny():
 _LONGEST_FIRST = ('test_personalization_study.py', 'test_multiprocess.py',
                   'test_cascade_001.py', 'test_learnability.py',
                   'test_ensemble.py', 'test_personalization_sharded.py',
-                  'test_cross_dataset.py', 'test_personalization_multihost.py')
+                  'test_cross_dataset.py', 'test_personalization_multihost.py',
+                  'test_personalization_damage.py', 'test_importer_references.py',
+                  'test_damaged_checkpoints.py', 'test_bad_inputs.py',
+                  'test_predict.py', 'test_stream.py')
 
 
 def pytest_collection_modifyitems(session, config, items):
