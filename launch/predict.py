@@ -26,10 +26,11 @@ fer_jax/predict/.
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from fer_jax import cli  # noqa: E402  pylint: disable=g-import-not-at-top
 from fer_jax import predict  # noqa: E402  pylint: disable=g-import-not-at-top
 
 flags.DEFINE_string('workdir', None, 'A run trained by launch/train.py.')
@@ -58,35 +59,27 @@ flags.DEFINE_bool('progress', True, 'Progress bar (frames/s, ETA) per video.')
 FLAGS = flags.FLAGS
 
 
-def _fail(msg):
-  print(f'error: {msg}', file=sys.stderr)
-  sys.exit(2)
-
-
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+    raise cli.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
   if (FLAGS.workdir is None) == (FLAGS.model is None):
-    raise app.UsageError('Give exactly one of --workdir and --model.')
+    raise cli.UsageError('Give exactly one of --workdir and --model.')
   if (FLAGS.input is None) == (FLAGS.camera is None):
-    raise app.UsageError('Give exactly one of --input and --camera.')
+    raise cli.UsageError('Give exactly one of --input and --camera.')
   if FLAGS.input is not None and not FLAGS.output:
-    raise app.UsageError('--input needs --output.')
+    raise cli.UsageError('--input needs --output.')
   if FLAGS.camera is not None:
     problem = predict.gui_problem()  # before the model loads
     if problem:
-      _fail(f'--camera needs a window: {problem}.')
+      cli.fail(f'--camera needs a window: {problem}.')
   if FLAGS.detect_every < 1:
-    _fail(f'--detect_every must be >= 1, got {FLAGS.detect_every}')
+    cli.fail(f'--detect_every must be >= 1, got {FLAGS.detect_every}')
   if FLAGS.detect_width < 0 or FLAGS.smooth < 0:
-    _fail(f'--detect_width ({FLAGS.detect_width}) and --smooth ({FLAGS.smooth}) '
+    cli.fail(f'--detect_width ({FLAGS.detect_width}) and --smooth ({FLAGS.smooth}) '
           'must be >= 0')
   if FLAGS.input is not None:  # before the model loads
-    try:
-      media, _ = predict.list_inputs(FLAGS.input)
-    except FileNotFoundError as e:
-      _fail(e)
+    media, _ = predict.list_inputs(FLAGS.input)  # FileNotFoundError: one line
     if not media:
       print(f'warning: {FLAGS.input} has no image or video file; nothing to '
             'predict', file=sys.stderr)
@@ -97,8 +90,8 @@ def main(argv):
       predictor = predict.load_published(FLAGS.model, **kw)
     else:
       predictor = predict.load_workdir(FLAGS.workdir, FLAGS.which, **kw)
-  except (ValueError, FileNotFoundError) as e:  # bad flags or workdir: no trace
-    _fail(e)
+  except ValueError as e:  # a bad flag or workdir (FileNotFoundError: cli's)
+    cli.fail(cli.message(e))
   print(f'Model {predictor.name}: outputs '
         + ', '.join(f'{o.name} ({o.kind})' for o in predictor.outputs))
   width = FLAGS.detect_width or None
@@ -114,14 +107,14 @@ def main(argv):
     summary = predict.run(predictor, FLAGS.input, FLAGS.output, FLAGS.annotate,
                           FLAGS.min_face, options)
   except predict.NonFiniteError as e:
-    _fail(e)
+    cli.fail(cli.message(e))
   print(summary)
   print(f'Predictions: {os.path.join(FLAGS.output, "predictions.csv")} '
         '(and .jsonl' + (', tracks.csv' if summary.videos else '') + ')')
   if not summary.predicted:
-    _fail(f'nothing could be predicted: all {len(summary.unreadable)} input '
+    cli.fail(f'nothing could be predicted: all {len(summary.unreadable)} input '
           f'file(s) of {FLAGS.input} are unreadable')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

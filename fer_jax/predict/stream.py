@@ -66,7 +66,15 @@ def flow_box(prev: np.ndarray, cur: np.ndarray, box) -> Optional[np.ndarray]:
                                 minDistance=max(2.0, (x1 - x0) / 12))
   if pts is None or len(pts) < 4:
     return None
-  pts = (pts.reshape(-1, 2) + (x0, y0)).astype(np.float32)
+  # LK on a window about the box, not the whole frames: OpenCV builds the
+  # pyramids and derivatives of all of its inputs (on 640x480 frames each LK
+  # call took twice as long). The margin (half the box + 32 px) exceeds what
+  # LK can follow (15 px window, 2 pyramid levels: ~60 px).
+  m = int(0.5 * max(w, h)) + 32
+  wx0, wy0 = int(max(0, x - m)), int(max(0, y - m))
+  wx1, wy1 = int(min(iw, x + w + m)), int(min(ih, y + h + m))
+  prev, cur = prev[wy0:wy1, wx0:wx1], cur[wy0:wy1, wx0:wx1]
+  pts = (pts.reshape(-1, 2) + (x0 - wx0, y0 - wy0)).astype(np.float32)
   lk = dict(winSize=(15, 15), maxLevel=2,
             criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
   nxt, st, _ = cv2.calcOpticalFlowPyrLK(prev, cur, pts, None, **lk)

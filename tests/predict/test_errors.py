@@ -136,3 +136,14 @@ def test_cli_fails_when_every_input_is_unreadable(tmp_path):
   assert 'nothing could be predicted' in line and str(src) in line
   assert f'SKIPPED {src / "a.jpg"}' in res.stdout
   assert f'SKIPPED {src / "b.jpg"}' in res.stdout
+
+
+def test_cli_usage_mistakes_are_one_line(tmp_path):
+  """Flags that contradict each other, a missing input: `error:` and exit 2."""
+  res = _cli(f'--workdir={tmp_path}', f'--input={tmp_path}',
+             f'--output={tmp_path / "out"}')  # _cli gives --model too
+  assert res.returncode == 2
+  assert '--workdir and --model' in _one_line(res.stderr, 'error:')
+  missing = tmp_path / 'no_such.mp4'
+  res = _cli(f'--input={missing}', f'--output={tmp_path / "out"}')
+  assert res.returncode == 2 and str(missing) in _one_line(res.stderr, 'error:')

@@ -130,6 +130,20 @@ def test_padded_batches_match_single_crops(fer_model):
 
 
 @needs_fer
+def test_fast_separable_convs_match_the_grouped_convolution(fer_model):
+  """The predictor's depthwise-as-shifts forward gives the model's own
+  (lax grouped convolution) probabilities."""
+  import jax  # pylint: disable=g-import-not-at-top
+  x = np.random.default_rng(0).uniform(-1, 1, (3, 64, 64, 1)).astype(np.float32)
+  logits = fer_model.model.apply(fer_model._variables, x, False)  # pylint: disable=protected-access
+  order = [predict.FER_CLASSES.index({'anger': 'angry'}.get(n, n))
+           for n in labels.EXPRESSIONS]
+  want = np.asarray(jax.nn.softmax(logits, -1))[:, order]
+  got = fer_model.predict_batch(x)['expression']
+  np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@needs_fer
 def test_folder_skips_unreadable_file(fer_model, tmp_path, capsys):
   src, out = tmp_path / 'in', tmp_path / 'out'
   src.mkdir()
