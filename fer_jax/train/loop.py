@@ -309,6 +309,13 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
       ckpts.close()
       raise
 
+  def write_train_row(step, state, pending):
+    row = {k: float(np.mean([jax.device_get(m[k]) for m in pending])) for k in pending[0]}
+    row.update(epoch=step / t.steps_per_epoch, lr_scale=float(state.lr_scale))
+    log.write(step, {f'train/{k}': v for k, v in row.items()})
+    progress.update(step, row['loss'])
+    return []
+
   for step in range(start + 1, t.total_steps + 1):
     if cbs.stopped:  # a resumed run that had already stopped early
       break
@@ -317,11 +324,7 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
     pending.append(metrics)
     if step % config.log_every_steps == 0 or step == t.total_steps:
       stop_if_nonfinite(step)
-      row = {k: float(np.mean([jax.device_get(m[k]) for m in pending])) for k in pending[0]}
-      row.update(epoch=step / t.steps_per_epoch, lr_scale=float(state.lr_scale))
-      log.write(step, {f'train/{k}': v for k, v in row.items()})
-      progress.update(step, row['loss'])
-      pending = []
+      pending = write_train_row(step, state, pending)
     if step % config.eval_every_steps == 0 or step == t.total_steps:
       stop_if_nonfinite(step)
       evals = t.evaluate(state, config.data.eval_split)
@@ -334,6 +337,10 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
     if (step % config.checkpoint_every_steps == 0 or step == t.total_steps
         or cbs.stopped):
       stop_if_nonfinite(step)
+      # A checkpoint's steps are all logged, so a run resumed from it writes
+      # the same train rows as an uninterrupted one.
+      if pending:
+        pending = write_train_row(step, state, pending)
       ckpts.save(step, state, force=cbs.stopped)
     if cbs.stopped:
       print(f'Early stopping at step {step}.', flush=True)
@@ -341,6 +348,8 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
     if preemption.reached(step):  # every process, every step (SIGTERM)
       if ckpts.latest_step() != step:
         stop_if_nonfinite(step)
+        if pending:
+          pending = write_train_row(step, state, pending)
         ckpts.save(step, state, force=True)
       ckpts.wait()
       progress.close()

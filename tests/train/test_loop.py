@@ -14,9 +14,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CONFIG = os.path.join(ROOT, 'tests', 'train', 'tiny_config.py')
 
 
-def _cmd(workdir, *overrides):
+def _cmd(workdir, *overrides, config=CONFIG):
   return [sys.executable, os.path.join(ROOT, 'launch', 'train.py'),
-          f'--config={CONFIG}', f'--workdir={workdir}', *overrides]
+          f'--config={config}', f'--workdir={workdir}', *overrides]
 
 
 def _env(devices=1):
@@ -47,7 +47,8 @@ def _assert_trees_close(a, b, atol):
 
 def _sigkill_after_checkpoint(proc, latest, min_step: int) -> int:
   """SIGKILLs `proc` once `latest` holds a checkpoint >= min_step; returns
-  the newest checkpoint step left behind."""
+  the newest checkpoint step left behind. Where it dies depends on timing:
+  the resume tests use `_run_paused` / `_sigkill_paused` instead."""
   deadline = time.time() + 300
   while time.time() < deadline:
     done = [d for d in latest.iterdir() if d.name.isdigit()] if latest.exists() else []
@@ -59,29 +60,185 @@ def _sigkill_after_checkpoint(proc, latest, min_step: int) -> int:
   return max(int(d.name) for d in latest.iterdir() if d.name.isdigit())
 
 
+# Runs launch/train.py with Checkpoints.save patched (in the child only, from
+# the test) to stop for good before saving step STEP in the folder LATEST, once
+# every earlier save is on disk; it then writes MARKER. Killed there, the run
+# has logged and evaluated step STEP (metrics.jsonl, callbacks.json, best/) but
+# its newest checkpoint is the one before: the resume replays those steps.
+_PAUSED = r"""
+import os, runpy, sys, time
+root, latest, step, marker, script = sys.argv[1:6]
+sys.path.insert(0, root)
+sys.argv = [script] + sys.argv[6:]
+from fer_jax.train import checkpoint
+save = checkpoint.Checkpoints.save
+def paused(self, s, *args, **kwargs):
+  here = os.path.realpath(str(self.latest.directory))
+  if s == int(step) and here == os.path.realpath(latest):
+    self.wait()
+    open(marker, 'w').close()
+    time.sleep(600)
+  return save(self, s, *args, **kwargs)
+checkpoint.Checkpoints.save = paused
+runpy.run_path(script, run_name='__main__')
+"""
+
+
+def _run_paused(cmd, latest, step: int, marker):
+  """Starts `cmd` (a launch/train.py command) so that it stops before saving
+  checkpoint `step` in `latest`; see `_PAUSED`."""
+  return subprocess.Popen(
+      [cmd[0], '-c', _PAUSED, ROOT, str(latest), str(step), str(marker),
+       *cmd[1:]], env=_env(), stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE, text=True)
+
+
+def _sigkill_paused(proc, marker):
+  """SIGKILLs `proc` once it has stopped at its pause point (`marker` exists)."""
+  deadline = time.time() + 300
+  try:
+    while not os.path.exists(marker):
+      if proc.poll() is not None:
+        raise AssertionError('the run ended before its pause point:\n'
+                             + proc.stderr.read()[-3000:])
+      assert time.time() < deadline, 'the run never reached its pause point'
+      time.sleep(0.05)
+  finally:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+
+
+def _assert_json_close(a, b, where, rtol=1e-5, atol=1e-6):
+  """Same structure and strings, numbers within tolerance."""
+  if isinstance(a, dict):
+    assert isinstance(b, dict) and sorted(a) == sorted(b), (where, a, b)
+    for k in a:
+      _assert_json_close(a[k], b[k], f'{where}/{k}', rtol, atol)
+  elif isinstance(a, list):
+    assert isinstance(b, list) and len(a) == len(b), (where, a, b)
+    for i, (x, y) in enumerate(zip(a, b)):
+      _assert_json_close(x, y, f'{where}[{i}]', rtol, atol)
+  elif isinstance(a, float) or isinstance(b, float):
+    assert isinstance(b, (int, float)) and isinstance(a, (int, float)), (where, a, b)
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=where)
+  else:
+    assert a == b, (where, a, b)
+
+
+def _read_json(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+def _assert_runs_equal(ref, run, atol=1e-6):
+  """Everything a run leaves equal to the uninterrupted run's: every kept
+  checkpoint in latest/ and best/ (params, BatchNorm statistics, optimiser
+  state, rng, lr_scale, step), every row of metrics.jsonl (train and eval),
+  results.json and callbacks.json (when either run has one)."""
+  from fer_jax.train.checkpoint import load_numpy, saved_steps
+  for which in ('latest', 'best'):
+    steps = saved_steps(ref, which)
+    assert steps == saved_steps(run, which), which
+    for s in steps:
+      _, a = load_numpy(ref, which, s)
+      _, b = load_numpy(run, which, s)
+      assert sorted(a) == sorted(b)
+      for field in a:
+        la, lb = _leaves_with_paths(a[field]), _leaves_with_paths(b[field])
+        assert [p for p, _ in la] == [p for p, _ in lb], (which, s, field)
+        for (p, x), (_, y) in zip(la, lb):
+          np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol,
+                                     rtol=0, err_msg=f'{which}/{s}/{field}{p}')
+  rows_a = _read_rows(ref)
+  rows_b = _read_rows(run)
+  assert [r['step'] for r in rows_a] == [r['step'] for r in rows_b]
+  _assert_json_close(rows_a, rows_b, 'metrics.jsonl')
+  for name in ('results.json', 'callbacks.json'):
+    pa, pb = os.path.join(ref, name), os.path.join(run, name)
+    assert os.path.exists(pa) == os.path.exists(pb), name
+    if os.path.exists(pa):
+      _assert_json_close(_read_json(pa), _read_json(pb), name)
+
+
+def _read_rows(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    return [json.loads(l) for l in f if l.strip()]
+
+
+def _leaves_with_paths(tree):
+  import jax
+  return [(jax.tree_util.keystr(p), x)
+          for p, x in jax.tree_util.tree_leaves_with_path(tree)]
+
+
+# Reduce-on-plateau that acts at every evaluation after the first (no value
+# beats the best by 10), so lr_scale and callbacks.json change along the run.
+_PLATEAU_CONFIG = """
+import sys
+sys.path.insert(0, {root!r})
+from tests.train.tiny_config import get_config as _tiny
+
+
+def get_config():
+  c = _tiny()
+  c.callbacks.reduce_on_plateau = dict(patience=1, min_delta=10.0, factor=0.7)
+  return c
+"""
+
+
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
-  steps = ['--config.total_steps=60', '--config.checkpoint_every_steps=3']
+  # Checkpoints every 4 steps, train rows every 2, evaluations every 6: every
+  # checkpoint is a logging step, so a resume from any checkpoint rebuilds the
+  # same train rows (the test below covers the other case).
+  config = tmp_path / 'plateau_config.py'
+  config.write_text(_PLATEAU_CONFIG.format(root=ROOT))
+  steps = ['--config.total_steps=60', '--config.checkpoint_every_steps=4']
   ref = tmp_path / 'ref'
-  subprocess.run(_cmd(ref, *steps), env=_env(), check=True, capture_output=True)
+  subprocess.run(_cmd(ref, *steps, config=config), env=_env(), check=True,
+                 capture_output=True)
+  scales = [h['reduce_on_plateau']['scale'] for h in
+            _read_json(ref / 'callbacks.json')['history'].values()]
+  assert min(scales) < 0.5  # the callback did act
 
+  # Killed after step 12 was logged and evaluated (callbacks.json written)
+  # but before its checkpoint: the resume starts at 8 and replays step 12.
   run = tmp_path / 'run'
-  proc = subprocess.Popen(_cmd(run, *steps), env=_env(), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-  killed_at = _sigkill_after_checkpoint(proc, run / 'checkpoints' / 'latest', 6)
-  assert killed_at < 60, 'the run finished before it could be killed'
-
-  out = subprocess.run(_cmd(run, *steps), env=_env(), check=True,
+  _sigkill_paused(_run_paused(_cmd(run, *steps, config=config),
+                              run / 'checkpoints' / 'latest', 12,
+                              tmp_path / 'paused'), tmp_path / 'paused')
+  assert not (run / 'results.json').exists()
+  evals = [r['step'] for r in _read_rows(run)
+           if any(k.startswith('val/') for k in r)]
+  assert evals == [6, 12]
+  out = subprocess.run(_cmd(run, *steps, config=config), env=_env(), check=True,
                        capture_output=True, text=True)
-  assert 'Resuming' in out.stdout + out.stderr
+  assert f'Resuming {run} from step 8.' in out.stdout + out.stderr
   step_a, pa = _final_params(ref)
   step_b, pb = _final_params(run)
   assert step_a == step_b == 60
   _assert_trees_close(pa, pb, atol=1e-6)
-  # The resumed log has every step once, with the same losses.
-  la, lb = _losses(ref), _losses(run)
-  assert sorted(la) == sorted(lb)
-  np.testing.assert_allclose([la[s] for s in sorted(la)], [lb[s] for s in sorted(lb)],
-                             rtol=1e-5)
+  _assert_runs_equal(str(ref), str(run))
+
+
+def test_resume_from_a_checkpoint_between_log_rows_keeps_the_train_rows(tmp_path):
+  steps = ['--config.total_steps=6', '--config.checkpoint_every_steps=3',
+           '--config.log_every_steps=2', '--config.eval_every_steps=6']
+  # A checkpoint step that is not a logging step (3) gets a train row of its
+  # own, so a resume from it rebuilds the same rows. Stopped before saving
+  # step 6, after logging it: the resume starts at 3 and logs 4 and 6 again.
+  run = tmp_path / 'run'
+  _sigkill_paused(_run_paused(_cmd(run, *steps), run / 'checkpoints' / 'latest',
+                              6, tmp_path / 'paused'), tmp_path / 'paused')
+  before = _losses(run)
+  assert sorted(before) == [2, 3, 4, 6]
+  out = subprocess.run(_cmd(run, *steps), env=_env(), check=True,
+                       capture_output=True, text=True)
+  assert f'Resuming {run} from step 3.' in out.stdout + out.stderr
+  after = _losses(run)
+  assert sorted(after) == [2, 3, 4, 6]
+  np.testing.assert_allclose([before[s] for s in (2, 3, 4, 6)],
+                             [after[s] for s in (2, 3, 4, 6)], rtol=1e-5)
 
 
 def test_eight_devices_give_the_same_loss_curve(tmp_path):
