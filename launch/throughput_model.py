@@ -1,4 +1,4 @@
-"""Expected data-parallel training throughput on 1, 8 and 64 GPUs (issue 8).
+"""Expected data-parallel training throughput on 1, 8 and 64 GPUs.
 
 A model, not a measurement: per-GPU compute from a measured single-GPU figure
 (launch/bench_backbones.py on the target GPU), communication from the gradient
@@ -27,15 +27,15 @@ import dataclasses
 from typing import Dict, Sequence
 
 # Parameters (torchvision counts, 1000 classes; tests/models checks that the
-# zoo's counts equal them) and the per-GPU batches of issue 3's benchmark.
+# zoo's counts equal them) and the per-GPU batches of launch/bench_backbones.py.
 PARAMS = {'alexnet': 61_100_840, 'vgg11_bn': 132_868_840,
           'resnet50': 25_557_032, 'resnet152': 60_192_808,
           'mobilenet_v2': 3_504_872, 'inception_v3': 27_161_264}
 BATCH = {'alexnet': 256, 'vgg11_bn': 128, 'resnet50': 256, 'resnet152': 128,
          'mobilenet_v2': 256, 'inception_v3': 128}
 # Single-GPU img/s. NOT our measurement: PyTorch 2.11 eager, bf16 autocast,
-# channels_last on an H100 80GB, as given in issue 3 (the target fer_jax must
-# match). Replace with launch/bench_backbones.py's figure on the same GPU.
+# channels_last on an H100 80GB, the published reference (the target fer_jax
+# must match). Replace with launch/bench_backbones.py's figure on the same GPU.
 REFERENCE_H100 = {'alexnet': 31_985, 'vgg11_bn': 3_464, 'resnet50': 3_968,
                   'resnet152': 1_632, 'mobilenet_v2': 6_314,
                   'inception_v3': 2_125}

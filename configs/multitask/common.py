@@ -87,7 +87,7 @@ def base(arg=None) -> ml_collections.ConfigDict:
     c.model = dict(name='small_cnn', widths=(16, 32, 64), hidden=128)
     c.batch_size = 32
     # 800 steps was too few for either net to learn much (single 0.32, SJMT
-    # 0.29); at 3000 SJMT leads 0.64 vs 0.39 (session 3, launch/compare_multitask).
+    # 0.29); at 3000 SJMT leads 0.64 vs 0.39 (launch/compare_multitask.py).
     c.total_steps = 3000
     c.log_every_steps = 100
     c.eval_every_steps = 1000

@@ -175,7 +175,7 @@ class Trainer:
     self.task = get_task(**config.task)
     self.model = build_model(config, self.task)
     self.mesh = mesh_lib.data_mesh()
-    # --- mixture (issue #7): train data from config.data.mixture when set.
+    # --- mixture: train data from config.data.mixture when set.
     self.union_labels = True
     if config.data.get('mixture'):
       from fer_jax.data import mixing
@@ -279,7 +279,7 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
   if start:
     print(f'Resuming {workdir} from step {start}.', flush=True)
 
-  # --- mixture (issue #7)
+  # --- mixture
   if config.data.get('mixture'):
     from fer_jax.data import mixing
     ds = mixing.train_mixture(config.data, t.preprocess(config.data.train_split),
