@@ -1,0 +1,84 @@
+"""Personalize a model to one participant: one subcommand per step, one
+subject folder holding everything (its layout: fer_jax/labeling/files.py).
+
+  # Label the latest round's proposed frames in the browser (the page's URL,
+  # with its token, is printed; Ctrl-C stops; answers are on disk at once):
+  python launch/personal.py label subjects/p01
+  python launch/personal.py label subjects/p01 --round=2 --port=8766
+  # Continuous mode: the clip plays, the pad is sampled into trace.csv:
+  python launch/personal.py label subjects/p01 --continuous
+  # For Label Studio: round_N/label_studio/tasks.json and config.xml:
+  python launch/personal.py label subjects/p01 --export=label-studio
+"""
+import argparse
+import errno
+import os
+
+from fer_jax import cli
+from fer_jax import labeling
+
+
+class _Parser(argparse.ArgumentParser):
+  def error(self, message):
+    cli.fail(f'{self.prog}: {message}')
+
+
+def label(args):
+  if args.export == 'label-studio':
+    number = args.round
+    if number is None:
+      numbers = labeling.rounds(args.subject_dir)
+      if not numbers:
+        raise FileNotFoundError(f'{args.subject_dir} has no round_N/to_label.csv')
+      number = numbers[-1]
+    tasks, config = labeling.export_round(args.subject_dir, number)
+    print(f'Wrote {tasks} and {config}. In Label Studio: create a project with '
+          f'config.xml as its labelling config, add a Local Files storage for '
+          f'{os.path.abspath(args.subject_dir)} (started with '
+          'LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and '
+          'LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to that folder), import '
+          'tasks.json; export as JSON for fit.')
+    return
+  if not 0 <= args.port < 65536:
+    raise cli.UsageError(f'--port must be in [0, 65535], got {args.port}')
+  try:
+    labeling.serve(args.subject_dir, args.round, args.host, args.port,
+                   args.continuous)
+  except OSError as e:
+    if e.errno == errno.EADDRINUSE:
+      raise cli.UsageError(f'port {args.port} on {args.host} is in use: '
+                           'pass another --port') from None
+    raise
+
+
+def parser():
+  p = _Parser(prog='personal.py', description=__doc__,
+              formatter_class=argparse.RawDescriptionHelpFormatter)
+  sub = p.add_subparsers(dest='command', required=True, parser_class=_Parser)
+  lab = sub.add_parser('label', help='label the proposed frames in a browser')
+  lab.add_argument('subject_dir')
+  lab.add_argument('--host', default='127.0.0.1',
+                   help='address to bind (default: this machine only)')
+  lab.add_argument('--port', type=int, default=8765, help='0: any free port')
+  lab.add_argument('--round', type=int, default=None,
+                   help='round to label (default: the latest)')
+  lab.add_argument('--continuous', action='store_true',
+                   help='also record pad traces while clips play (trace.csv)')
+  lab.add_argument('--export', choices=['label-studio'],
+                   help='write Label Studio tasks and config instead of serving')
+  lab.set_defaults(run=label)
+  return p
+
+
+def main(argv=None):
+  args = parser().parse_args(argv)
+  try:
+    args.run(args)
+  except Exception as e:  # pylint: disable=broad-except
+    if cli.is_expected(e) or isinstance(e, labeling.ContractError):
+      cli.fail(cli.message(e))
+    raise
+
+
+if __name__ == '__main__':
+  main()
