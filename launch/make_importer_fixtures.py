@@ -13,7 +13,9 @@ Writes tests/fixtures/importers/<reference>_<model>.npz, each holding:
   BGR pixels minus Caffe's mean for the Caffe nets);
 * logits64 / logits32: the reference's outputs with the float64 weights (the
   float32 weights cast up, for Caffe whose blobs are float32) and with the
-  float32 weights.
+  float32 weights;
+* gray_images, gray_mean, gray_logits64, gray_logits32 (Caffe's AlexNet): a
+  gray image g minus one mean, and the reference's outputs on (g, g, g).
 
 References:
 
@@ -23,7 +25,9 @@ References:
   here in plain torch ops from Caffe's layer definitions (Convolution with
   groups, ReLU, LRN ACROSS_CHANNELS, MAX Pooling with Caffe's rounded-up output
   size, InnerProduct on the CHW-flattened blob), BGR input minus the mean, at
-  their native 227 / 224 inputs (fc6 needs the 6x6 pool5), fc8 10-way.
+  their native 227 / 224 inputs (fc6 needs the 6x6 pool5), fc8 10-way. The
+  same net built from torch.nn's modules (LocalResponseNorm, MaxPool2d with
+  ceil_mode) must agree with it to 1e-12 in float64 before a fixture is saved.
 * keras (/tmp/tfvenv2: tensorflow-cpu, tf_keras): keras.applications'
   ResNet50V2(weights=None, classes=10, classifier_activation=None) at 64x64.
   The weight names and their HDF5 layout are the ones tf_keras' save_weights
@@ -89,13 +93,21 @@ CAFFE = {
         fcs=[('fc6', 4096, 512 * 6 * 6), ('fc7', 2048, 4096),
              ('fc8', NUM_CLASSES, 2048)]),
 }
+# Caffe nets also checked on a gray image g, which Caffe sees as (g, g, g)
+# and the 1-channel model (conv1 summed over B, G, R) as g; one mean for all
+# three channels keeps the two inputs equal.
+CAFFE_GRAY = {'alexnet_lrn': (117,)}
 KERAS = {'resnet50_v2': 64}
 SEEDS = {'torchvision': 10, 'caffe': 20, 'keras': 30}
 
 
 # ------------------------------------------------------------ pure numpy
-def make_weights(seed, spec):
-  """{name: float64 array} (int64 zeros for `count`) from the fixture's spec."""
+def make_weights(seed, spec, dtype=np.float64):
+  """{name: `dtype` array} (int64 zeros for `count`) from the fixture's spec.
+
+  Each float array equals the float64 one cast to `dtype`: a draw is cast
+  before it is tiled, which spares a float64 copy of VGG's fc6.
+  """
   rng = np.random.RandomState(seed)
   out = {}
   for name, shape, kind in spec:
@@ -119,13 +131,14 @@ def make_weights(seed, spec):
       v = np.exp(0.3 * v)
     else:
       raise ValueError(f'{name}: unknown kind {kind!r}')
-    v = np.resize(v, n).reshape(shape)
+    v = np.resize(v.astype(dtype), n).reshape(shape)
     out[name] = v
   return out
 
 
 def network_input(reference, images, mean=None):
-  """float64 NHWC network input of uint8 `images` (RGB)."""
+  """float64 NHWC network input of uint8 `images` (RGB, or gray with a
+  1-element Caffe mean)."""
   x = images.astype(np.float64)
   if reference == 'caffe':  # Caffe's BGR order is the reference's business
     return x - np.asarray(mean, np.float64)[::-1]  # RGB minus (R, G, B) mean
@@ -244,26 +257,67 @@ def caffe_forward(net, blobs, x_bgr):
   return x
 
 
+def caffe_forward_nn(net, blobs, x_bgr):
+  """The same net from torch.nn's own modules (LocalResponseNorm, MaxPool2d
+  with ceil_mode), a second reference for caffe_forward's hand-written ops."""
+  import torch  # pylint: disable=g-import-not-at-top
+  nn = torch.nn
+  mods = []
+  def load(m, name):
+    m.weight.data, m.bias.data = blobs[f'{name}.0'], blobs[f'{name}.1']
+    return m
+  for name, o, i, k, s, p, g, norm, pool in net['convs']:
+    mods += [load(nn.Conv2d(i, o, k, s, p, groups=g), name), nn.ReLU()]
+    if norm:
+      mods.append(nn.LocalResponseNorm(*net['lrn']))
+    if pool:
+      mods.append(nn.MaxPool2d(3, 2, ceil_mode=True))
+  mods.append(nn.Flatten())
+  for name, o, i in net['fcs']:
+    mods.append(load(nn.Linear(i, o), name))
+    if name != 'fc8':
+      mods.append(nn.ReLU())
+  model = nn.Sequential(*mods).to(x_bgr.dtype).eval()
+  with torch.no_grad():
+    return model(x_bgr).numpy()
+
+
 def caffe_fixture(name, seed):
   import torch  # pylint: disable=g-import-not-at-top
   net = CAFFE[name]
   spec = caffe_spec(net)
-  blobs32 = {k: v.astype(np.float32) for k, v in make_weights(seed,
-                                                                spec).items()}
+  blobs32 = make_weights(seed, spec, np.float32)
+
+  def reference(x):
+    """{64: logits, 32: logits} on float64 NHWC BGR input."""
+    x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    logits = {}
+    for bits in (64, 32):
+      dt = f'float{bits}'
+      blobs = {k: torch.from_numpy(v.astype(dt)) for k, v in blobs32.items()}
+      with torch.no_grad():
+        logits[bits] = caffe_forward(net, blobs,
+                                     torch.from_numpy(x.astype(dt))).numpy()
+      if bits == 64:
+        again = caffe_forward_nn(net, blobs, torch.from_numpy(x))
+        rel = np.abs(again - logits[64]).max() / np.abs(logits[64]).max()
+        assert rel <= 1e-12, (name, rel)
+    return logits
+
   images = input_images(seed, net['size'], batch=1)
-  x = network_input('caffe', images, net['mean'])[..., ::-1]  # BGR
-  x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-  logits = {}
-  for bits in (64, 32):
-    dt = f'float{bits}'
-    with torch.no_grad():
-      logits[bits] = caffe_forward(
-          net, {k: torch.from_numpy(v.astype(dt)) for k, v in blobs32.items()},
-          torch.from_numpy(x.astype(dt))).numpy()
+  logits = reference(network_input('caffe', images, net['mean'])[..., ::-1])
   summary(f'caffe {name} {net["size"]}', logits[64], logits[32])
+  gray = {}
+  if name in CAFFE_GRAY:
+    gray_images = input_images(seed + 1, net['size'], batch=1)[..., :1]
+    x = network_input('caffe', gray_images, CAFFE_GRAY[name])
+    g = reference(np.repeat(x, 3, axis=-1))
+    summary(f'caffe {name} gray', g[64], g[32])
+    gray = dict(gray_images=gray_images, gray_mean=np.asarray(CAFFE_GRAY[name]),
+                gray_logits64=g[64], gray_logits32=g[32])
   save(f'caffe_{name}', spec=json.dumps(spec), seed=seed, images=images,
        logits64=logits[64], logits32=logits[32],
-       mean_bgr=np.asarray(net['mean']),
+       mean_bgr=np.asarray(net['mean']), **gray,
        reference=f'Caffe layers in torch {torch.__version__} ops')
 
 

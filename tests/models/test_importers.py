@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from safetensors import numpy as safetensors_numpy
 
 from fer_jax.models import get_model
 from fer_jax.models import importers
@@ -69,7 +70,6 @@ def test_state_dict_round_trip(resnet18):
 
 
 def test_safetensors_file(resnet18, tmp_path):
-  safetensors_numpy = pytest.importorskip('safetensors.numpy')
   model, v, sd = resnet18
   path = str(tmp_path / 'resnet18.safetensors')
   safetensors_numpy.save_file(
@@ -147,37 +147,11 @@ def test_unknown_family():
 
 
 def test_pth_file(resnet18, tmp_path):
+  # Reading a .pth is torch.load (a pickle of torch storages): torch only.
   torch = pytest.importorskip('torch')
   model, v, sd = resnet18
   path = str(tmp_path / 'resnet18.pth')
   torch.save({k: torch.from_numpy(np.array(a)) for k, a in sd.items()}, path)
   target = jax.eval_shape(model.init, RNGS, jnp.zeros((1, 32, 32, 3)))
   out = importers.import_torchvision('resnet18', path, target)
-  jax.tree.map(np.testing.assert_array_equal, out, v)
-
-
-def test_keras_resnet50_v2_weights_file(tmp_path):
-  """Round trip through a Keras weights-only HDF5 layout (names as Keras')."""
-  h5py = pytest.importorskip('h5py')
-  model = get_model('resnet50_v2', num_outputs=3)
-  shapes = jax.eval_shape(model.init, RNGS, jnp.zeros((1, 32, 32, 3)))
-  v = random_variables(shapes)
-  layers = {}
-  for (_, *mod, leaf), w in partition.flatten(v).items():
-    lname = 'predictions' if mod[0] == 'head' else '_'.join(mod[1:])
-    is_bn = lname.endswith('bn')
-    kname = {'kernel': 'kernel', 'scale': 'gamma', 'mean': 'moving_mean',
-             'var': 'moving_variance',
-             'bias': 'beta' if is_bn else 'bias'}[leaf]
-    layers.setdefault(lname, {})[kname] = np.asarray(w)
-  path = str(tmp_path / 'w.h5')
-  with h5py.File(path, 'w') as f:
-    f.attrs['layer_names'] = [n.encode() for n in layers] + [b'pool1_pool']
-    for lname, ws in layers.items():
-      g = f.create_group(lname)
-      g.attrs['weight_names'] = [f'{lname}/{k}:0'.encode() for k in ws]
-      for k, w in ws.items():
-        g[f'{lname}/{k}:0'] = w
-    f.create_group('pool1_pool').attrs['weight_names'] = []
-  out = importers.import_keras_resnet50_v2(path, shapes)
   jax.tree.map(np.testing.assert_array_equal, out, v)
