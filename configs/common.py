@@ -2,6 +2,74 @@
 import ml_collections
 
 
+def _convert(key: str, value: str, default):
+  if isinstance(default, bool):
+    if value.lower() in ('true', '1'):
+      return True
+    if value.lower() in ('false', '0'):
+      return False
+    raise ValueError(f'Config argument {key}={value!r}: not true or false')
+  try:
+    return type(default)(value)
+  except ValueError:
+    raise ValueError(f'Config argument {key}={value!r}: not '
+                     f'{type(default).__name__}') from None
+
+
+def parse_arg(arg, **defaults) -> ml_collections.ConfigDict:
+  """The argument of get_config(arg) (`--config=file.py:ARG`), a comma-separated
+  list of tokens, as a ConfigDict with the keys of `defaults`.
+
+  A default is a value (bool, int, float or str: the token `key=value` sets
+  it, converted to the default's type) or a tuple of choices (the first is the
+  default; '' as the first: none given). A bare token is a bool key (True) or
+  one of a key's choices. `a,model=vgg16,size=64` and `a,vgg16,size=64` are
+  the same. An unknown or repeated key, a value not among the choices or of
+  the wrong type: a one-line ValueError.
+  """
+  bare = {}  # token -> (key, value)
+  for key, default in defaults.items():
+    if isinstance(default, bool):
+      bare[key] = (key, True)
+    elif isinstance(default, tuple):
+      for choice in default:
+        if choice in bare:
+          raise ValueError(f'parse_arg: {choice!r} names two keys')
+        if choice:
+          bare[choice] = (key, choice)
+  out = {k: (d[0] if isinstance(d, tuple) else d) for k, d in defaults.items()}
+  given, unknown = set(), []
+  for token in filter(None, (t.strip() for t in (arg or '').split(','))):
+    if '=' in token:
+      key, value = (s.strip() for s in token.split('=', 1))
+      if key not in defaults:
+        unknown.append(token)
+        continue
+      default = defaults[key]
+      if isinstance(default, tuple):
+        if value not in default:
+          raise ValueError(f'Config argument {key}={value!r}: valid: '
+                           f'{", ".join(c for c in default if c)}')
+      else:
+        value = _convert(key, value, default)
+    elif token in bare:
+      key, value = bare[token]
+    else:
+      unknown.append(token)
+      continue
+    if key in given:
+      raise ValueError(f'Config argument {key!r} given twice in {arg!r}')
+    given.add(key)
+    out[key] = value
+  if unknown:
+    valid = ', '.join(
+        f'{k}=' + '|'.join(c for c in d if c) if isinstance(d, tuple)
+        else k if isinstance(d, bool) else f'{k}=<{type(d).__name__}>'
+        for k, d in defaults.items())
+    raise ValueError(f'Unknown arguments {unknown}; valid: {valid}')
+  return ml_collections.ConfigDict(out)
+
+
 def base_config() -> ml_collections.ConfigDict:
   """The defaults every run has; experiment configs override what they need."""
   c = ml_collections.ConfigDict()

@@ -8,21 +8,19 @@ Trains the AlexNet dense part (features-hidden-hidden-1, ReLU, dropout before
 fc6 and fc7 as in torchvision, SGD lr 1e-3 Nesterov 0.9, batch 16) on random
 'cached features', one model per subject x fold (training set = the other
 folds), twice:
-  naive    one model after another, a Python loop over steps of one jitted
-           step (`finetune.reference_train`, the definition batched must match);
-  batched  `finetune.BatchedTrainer`: all models stacked, vmapped, lax.scan
-           over steps, in chunks sized to the memory budget.
+  naive    one model per call: the same engine (`BatchedTrainer`) with one
+           model, called in a Python loop over the models, as one would
+           without vmap;
+  batched  `BatchedTrainer`: all models stacked, vmapped, lax.scan over steps,
+           in chunks sized to the memory budget.
 Prints time, model-steps/s and achieved bandwidth (about 7 x params x itemsize
 bytes per model-step: read params, grads, momentum, write them and the update)
 and the ratio, and checks the two give the same parameters.
 """
-import os
-import sys
 import time
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 flags.DEFINE_integer('features', 9216, 'Feature size (AlexNet pool5: 9216).')
 flags.DEFINE_integer('hidden', 4096, 'Width of fc6 and fc7.')
@@ -75,7 +73,8 @@ def main(argv):
   import jax.numpy as jnp
   import numpy as np
   import optax
-  from fer_jax.protocols import finetune as ft
+  from fer_jax.train import batched
+  from fer_jax.train import memory
 
   dtype = jnp.dtype(FLAGS.dtype)
   model = _dense_part(FLAGS.hidden, FLAGS.dropout, dtype)
@@ -83,9 +82,9 @@ def main(argv):
                     jnp.zeros((1, FLAGS.features)), method='predict_head')
   head = jax.tree.map(lambda a: a.astype(dtype), head['params']['head'])
   n_params = sum(a.size for a in jax.tree.leaves(head))
-  apply = ft.head_apply(model)
+  apply = batched.head_apply(model)
   tx = optax.sgd(1e-3, momentum=0.9, nesterov=True)
-  recipe = ft.Recipe(batch_size=FLAGS.batch, epochs=FLAGS.epochs)
+  recipe = batched.Recipe(batch_size=FLAGS.batch, epochs=FLAGS.epochs)
 
   rng = np.random.default_rng(FLAGS.seed)
   n_frames = FLAGS.subjects * FLAGS.frames
@@ -99,7 +98,7 @@ def main(argv):
     for k in range(FLAGS.folds):
       train_rows.append(frames[fold != k])
   m_all = len(train_rows)
-  keys = ft.model_keys(jax.random.key(FLAGS.seed + 1), np.arange(m_all))
+  keys = batched.model_keys(jax.random.key(FLAGS.seed + 1), np.arange(m_all))
   steps = [int(recipe.total_steps(len(r))) for r in train_rows]
   itemsize = dtype.itemsize
   print(f'{m_all} models ({FLAGS.subjects} subjects x {FLAGS.folds} folds), '
@@ -107,15 +106,27 @@ def main(argv):
         f'{n_params / 1e6:.2f} M params ({FLAGS.dtype}), {sum(steps)} '
         f'model-steps, device {jax.devices()[0].device_kind}', flush=True)
 
-  # Naive: one model after another. The first one (compile) is not timed.
-  step_fn = ft.make_reference_step(apply, tx)
+  n_pad = max(len(r) for r in train_rows)
+  # No longer a segment than the longest model: no wasted (masked) steps.
+  segment = min(FLAGS.segment_steps, max(steps))
+
+  # Naive: one model per call, one after another. The first one (compile) is
+  # not timed. Lists padded to one length: one compile for all.
+  single = batched.BatchedTrainer(apply, tx, recipe, segment)
+  one_head = jax.tree.map(lambda a: a[None], head)
   n_naive = FLAGS.naive_models or m_all
   naive_params = []
   t_naive = 0.0
   for i in range(min(n_naive + 1, m_all)):
     t = time.perf_counter()
-    p, _ = ft.reference_train(apply, tx, recipe, head, {}, x, y, train_rows[i],
-                              keys[i], step_fn)
+    rows = np.zeros((1, n_pad), np.int32)
+    rows[0, :len(train_rows[i])] = train_rows[i]
+    sub = batched.Subsets(jnp.asarray(rows),
+                          jnp.asarray([len(train_rows[i])], jnp.int32),
+                          jnp.zeros(1, jnp.int32), jnp.zeros(1, jnp.int32),
+                          keys[i:i + 1])
+    state, _ = single.train(single.init(one_head, {}), x, y, sub)
+    p = jax.tree.map(lambda a: a[0], state.params)
     jax.block_until_ready(p)
     if i:
       t_naive += time.perf_counter() - t
@@ -125,17 +136,17 @@ def main(argv):
   naive_rate = naive_steps / max(t_naive, 1e-9)
 
   # Batched: every model, in chunks that fit the memory budget.
-  # No longer a segment than the longest model: no wasted (masked) steps.
-  trainer = ft.BatchedTrainer(apply, tx, recipe,
-                              min(FLAGS.segment_steps, max(steps)))
-  n_pad = max(len(r) for r in train_rows)
+  trainer = batched.BatchedTrainer(apply, tx, recipe, segment)
   opt = jax.eval_shape(tx.init, head)
-  act = ft.activation_elems(model, (FLAGS.features,), method='predict_head')
-  per_model = ft.bytes_per_model(head, opt, {}, FLAGS.batch, FLAGS.features,
-                                 act, 0, order_elems=FLAGS.epochs * n_pad)
-  budget = ft.memory_budget(FLAGS.memory_budget_mb * 2**20) - ft.tree_bytes(x)
-  m = ft.chunk_size(per_model, max(budget, per_model), m_all,
-                    FLAGS.max_models_per_chunk)
+  act = memory.activation_elems(model, (FLAGS.features,),
+                                method='predict_head')
+  per_model = memory.bytes_per_model(head, opt, {}, FLAGS.batch,
+                                     FLAGS.features, act, 0,
+                                     order_elems=FLAGS.epochs * n_pad)
+  budget = (memory.memory_budget(FLAGS.memory_budget_mb * 2**20)
+            - memory.tree_bytes(x))
+  m = memory.chunk_size(per_model, max(budget, per_model), m_all,
+                        FLAGS.max_models_per_chunk)
 
   def run_batched():
     out = []
@@ -145,10 +156,11 @@ def main(argv):
       n = np.zeros(m, np.int32)
       for j, i in enumerate(ids):
         rows[j, :len(train_rows[i])], n[j] = train_rows[i], len(train_rows[i])
-      ids_pad = ft.pad_models(ids, m, 2**31 - 1)
-      sub = ft.Subsets(jnp.asarray(rows), jnp.asarray(n),
-                       jnp.zeros(m, jnp.int32), jnp.zeros(m, jnp.int32),
-                       ft.model_keys(jax.random.key(FLAGS.seed + 1), ids_pad))
+      ids_pad = batched.pad_models(ids, m, 2**31 - 1)
+      sub = batched.Subsets(jnp.asarray(rows), jnp.asarray(n),
+                            jnp.zeros(m, jnp.int32), jnp.zeros(m, jnp.int32),
+                            batched.model_keys(jax.random.key(FLAGS.seed + 1),
+                                               ids_pad))
       params = jax.tree.map(lambda a: jnp.broadcast_to(a, (m,) + a.shape), head)
       state, _ = trainer.train(trainer.init(params, {}), x, y, sub)
       jax.block_until_ready(state.params)
@@ -168,7 +180,7 @@ def main(argv):
     return 7 * n_params * itemsize * rate / 1e9
 
   print(f'\nchunks of {m} models (~{per_model / 2**20:.0f} MiB each by the '
-        f'estimate, budget {(budget + ft.tree_bytes(x)) / 2**20:.0f} MiB)')
+        f'estimate, budget {(budget + memory.tree_bytes(x)) / 2**20:.0f} MiB)')
   print(f'{"":10s}{"models":>8s}{"time s":>10s}{"model-steps/s":>15s}'
         f'{"GB/s":>9s}')
   extra = '' if len(timed) == m_all - 1 else f' (timed {len(timed)}, extrapolated)'

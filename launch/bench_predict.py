@@ -20,6 +20,7 @@ over the naive loop of the same video in the same run (the CPU may be
 shared: compare ratios; the header gives the load average), and checks that
 no batch shape compiled after warm-up.
 """
+import importlib.util
 import os
 import sys
 import tempfile
@@ -28,7 +29,6 @@ import time
 from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 flags.DEFINE_float('seconds', 60.0, 'Video length in seconds.')
 flags.DEFINE_integer('fps', 30, 'Video frame rate.')
@@ -42,8 +42,19 @@ flags.DEFINE_bool('naive', True, 'Also time the naive loop.')
 FLAGS = flags.FLAGS
 
 
+def _synthetic_video():
+  """tests/predict/synthetic_video.py, loaded from its file: the tests are
+  not an installed package."""
+  path = os.path.join(ROOT, 'tests', 'predict', 'synthetic_video.py')
+  spec = importlib.util.spec_from_file_location('synthetic_video', path)
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[spec.name] = module  # dataclasses look their module up there
+  spec.loader.exec_module(module)
+  return module
+
+
 def _faces(n, frames):
-  from tests.predict import synthetic_video as sv  # pylint: disable=g-import-not-at-top
+  sv = _synthetic_video()
   if n == 1:  # back and forth across the frame
     return [sv.Face(1.0, (40, 30), (420, 230), 0, frames // 2),
             sv.Face(1.0, (420, 230), (40, 60), frames // 2, frames)]
@@ -53,7 +64,7 @@ def _faces(n, frames):
 def make_video(path, n_faces, seconds, fps):
   """Writes the video chunk by chunk (constant memory)."""
   import cv2  # pylint: disable=g-import-not-at-top
-  from tests.predict import synthetic_video as sv  # pylint: disable=g-import-not-at-top
+  sv = _synthetic_video()
   frames = int(round(seconds * fps))
   faces = _faces(n_faces, frames)
   out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'MJPG'), fps, (640, 480))

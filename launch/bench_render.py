@@ -8,12 +8,10 @@ the OS allows), so the numbers are per core; a grain pipeline with k workers
 renders about k times as many.
 """
 import os
-import sys
 import time
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 flags.DEFINE_list('presets', ['affectnet_like', 'amigos_like', 'emotionet_like',
                               'fer2013_like', 'compound_like', 'afew_va_like'],

@@ -27,14 +27,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from fer_jax.models import get_model  # noqa: E402
-from fer_jax.tasks import get_task  # noqa: E402
-from fer_jax.train import loop  # noqa: E402
-from fer_jax.train import optim  # noqa: E402
-from fer_jax.train.state import init_state  # noqa: E402
-from fer_jax.train.step import make_train_step  # noqa: E402
+from fer_jax.models import get_model
+from fer_jax.tasks import get_task
+from fer_jax.train import loop
+from fer_jax.train import optim
+from fer_jax.train.state import init_state
+from fer_jax.train.step import make_train_step
 
 
 def _flops(compiled) -> float:

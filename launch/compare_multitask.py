@@ -12,16 +12,13 @@ expression-only images against the AUs that generated them (synthetic
 `all_labels=True`); and 003's Fig. 2 / Table 3 (mean AU score per predicted
 expression: text table + heat map PNG). Writes workdir/comparison.{md,json}.
 """
-import json
 import os
-import sys
 
 import numpy as np
 from absl import flags, logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from fer_jax import cli  # noqa: E402  (after the path)
+from fer_jax import atomic
+from fer_jax import cli
 
 flags.DEFINE_string('workdir', None, 'Root of the runs and the comparison table.')
 flags.DEFINE_string('arg', '', "Config argument: '', 'paper', 'paper,resnet110'...")
@@ -181,8 +178,8 @@ def main(argv):
   md = table(rows)
   with open(os.path.join(FLAGS.workdir, 'comparison.md'), 'w') as f:
     f.write(md + '\n')
-  with open(os.path.join(FLAGS.workdir, 'comparison.json'), 'w') as f:
-    json.dump(rows, f, indent=1, default=float)
+  atomic.write_json(os.path.join(FLAGS.workdir, 'comparison.json'), rows,
+                    indent=1, default=float)
   print(md)
   for kind in rows:
     p = os.path.join(FLAGS.workdir, kind, 'au_by_expression.txt')

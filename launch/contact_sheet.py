@@ -6,12 +6,9 @@
 Each tile is captioned with the record's annotated labels: expression or compound
 class, valence/arousal, the present AUs, and subject (/clip:frame for video).
 """
-import os
-import sys
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 flags.DEFINE_string('preset', 'affectnet_like', 'Synthetic preset name.')
 flags.DEFINE_string('split', 'train', 'Split.')

@@ -17,14 +17,11 @@ Model and preprocessing always come from the run's own config.json. Mistakes
 `error: ...` and exit status 2.
 """
 import os
-import sys
 
 from absl import flags, logging
 from ml_collections import config_flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from fer_jax import cli  # noqa: E402  (after the path)
+from fer_jax import cli
 
 config_flags.DEFINE_config_file('config', None, 'Optional config whose data section '
                                 'names the dataset to evaluate on.', lock_config=False)

@@ -8,14 +8,10 @@ Then train with `--config.data.name=tfds --config.data.source=...` (see README).
 A wrong dataset, preset or source argument is one line `error: ...` (status 2).
 """
 import json
-import os
-import sys
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from fer_jax import cli  # noqa: E402  (after the path)
+from fer_jax import cli
 
 flags.DEFINE_string('dataset', 'synthetic', 'Registered dataset name.')
 flags.DEFINE_string('source', '{"preset": "affectnet_like"}', 'Source kwargs (JSON).')

@@ -1,4 +1,4 @@
-"""Runs paper 000's personalization study (fer_jax/protocols/personalization.py).
+"""Runs paper 000's personalization study (fer_jax/protocols/personal/).
 
   python launch/personalize.py --config=configs/personalization/synthetic.py \
       --workdir=/tmp/personal
@@ -25,16 +25,12 @@ checked before anything is pre-trained or written; a mistake is one line
 pre-training checkpoint, or the personal models' chunks), prints `Preempted`
 and exits with status 0; the same command resumes.
 """
-import os
-import sys
 
 from absl import flags, logging
 from ml_collections import config_flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from fer_jax import cli  # noqa: E402  (after the path)
-from fer_jax.train import distributed  # noqa: E402
+from fer_jax import cli
+from fer_jax.train import distributed
 
 config_flags.DEFINE_config_file('config', None, 'Study config file.',
                                 lock_config=True)
@@ -49,7 +45,7 @@ def main(argv):
   if not FLAGS['verbosity'].present:  # orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
   distributed.initialize_from_flags(FLAGS)
-  from fer_jax.protocols.personalization import run_study
+  from fer_jax.protocols.personal.study import run_study
   from fer_jax.train.stages import apply_overrides
   config = apply_overrides(FLAGS.config, cli.config_overrides())
   try:

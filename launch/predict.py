@@ -28,10 +28,8 @@ import sys
 
 from absl import flags, logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from fer_jax import cli  # noqa: E402  pylint: disable=g-import-not-at-top
-from fer_jax import predict  # noqa: E402  pylint: disable=g-import-not-at-top
+from fer_jax import cli
+from fer_jax import predict
 
 flags.DEFINE_string('workdir', None, 'A run trained by launch/train.py.')
 flags.DEFINE_enum('model', None, list(predict.PUBLISHED),

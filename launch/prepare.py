@@ -13,13 +13,10 @@ printed data.source.
 import collections
 import json
 import os
-import sys
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from fer_jax import cli  # noqa: E402  (after the path)
+from fer_jax import cli
 
 flags.DEFINE_string('dataset', None, 'Registered dataset name (e.g. fer2013).')
 flags.DEFINE_string('manual_dir', None, 'Folder of the dataset as downloaded.')
@@ -52,7 +49,8 @@ def main(argv):
   kwargs = dict(cli.json_flag('source', FLAGS.source),
                 manual_dir=os.path.abspath(FLAGS.manual_dir))
   from tqdm import tqdm
-  from fer_jax.data.adapters.base import AdapterError, unreadable_images
+  from fer_jax.data.adapters.base import unreadable_images
+  from fer_jax.data.adapters.shared import AdapterError
   from fer_jax.data.sources import DATASETS
   from fer_jax.train.workdir import check_source
   if FLAGS.skip_bad:

@@ -34,13 +34,10 @@ skips it; a key that reaches no run, or a RUN that names none, is one line
 `error: ...` (exit status 2), before anything trains.
 """
 import os
-import sys
 
 from absl import flags, logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from fer_jax import cli  # noqa: E402  (after the path)
+from fer_jax import cli
 
 flags.DEFINE_enum('paper', None, ['001', '002', '004'], 'Which paper.')
 flags.DEFINE_string('workdir', None, 'Root of every run and of the report.')
@@ -59,8 +56,8 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  from fer_jax.evaluate import paper_tables as pt
-  from fer_jax.protocols import paper_runs
+  from launch import paper_runs
+  from launch import paper_tables as pt
   from fer_jax.train.logging import write_json
   root, arg, sets = FLAGS.workdir, FLAGS.arg, FLAGS.set
   synthetic = 'real' not in arg.split(',')

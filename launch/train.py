@@ -24,15 +24,12 @@ stage's own value; `--config.stages.<i|name>.KEY=VALUE` reaches one stage
 config) is one line `error: ...` and exit status 2, and writes nothing.
 """
 import os
-import sys
 
 from absl import flags, logging
 from ml_collections import config_flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from fer_jax import cli  # noqa: E402  (after the path)
-from fer_jax.train import distributed  # noqa: E402
+from fer_jax import cli
+from fer_jax.train import distributed
 
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
                                 lock_config=True)

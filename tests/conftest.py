@@ -53,3 +53,10 @@ def pytest_collection_modifyitems(session, config, items):
     name = os.path.basename(str(item.fspath))
     return _LONGEST_FIRST.index(name) if name in _LONGEST_FIRST else len(_LONGEST_FIRST)
   items.sort(key=rank)  # stable: tests keep their order within a file
+  # The long checks run in .ci/run's second stage (FER_JAX_EXPENSIVE=1 ... -m
+  # expensive), so the default suite stays short.
+  if not os.environ.get('FER_JAX_EXPENSIVE'):
+    skip = pytest.mark.skip(reason='a long check: set FER_JAX_EXPENSIVE=1')
+    for item in items:
+      if 'expensive' in item.keywords:
+        item.add_marker(skip)

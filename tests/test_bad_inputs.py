@@ -149,7 +149,7 @@ def test_a_corrupt_image_is_skipped_with_skip_bad(paths):
 
 def test_only_expected_errors_lose_their_traceback():
   from fer_jax import cli
-  from fer_jax.data.adapters.base import AdapterError, LayoutError
+  from fer_jax.data.adapters.shared import AdapterError, LayoutError
   from fer_jax.train.workdir import ConfigError, ConfigMismatchError
   for e in (ConfigError('x'), ConfigMismatchError('x'), AdapterError('x'),
             LayoutError('x'), cli.UsageError('x'), FileNotFoundError('x')):

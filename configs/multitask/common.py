@@ -65,22 +65,16 @@ def task_section(c, kind: str):
   return c
 
 
-def _parse(arg):
-  opts = set(filter(None, (arg or '').split(',')))
-  unknown = opts - {'paper', 'resnet32', 'resnet110', 'vgg16'}
-  if unknown:
-    raise ValueError(f'Unknown config argument(s) {sorted(unknown)}')
-  return opts
-
-
 def base(arg=None) -> ml_collections.ConfigDict:
-  opts = _parse(arg)
+  # 'paper' (resnet32) or a net: the paper's recipe; none: the reduced one.
+  opts = common.parse_arg(arg, paper=False,
+                          net=('', 'resnet32', 'resnet110', 'vgg16'))
   c = common.base_config()
   c.data.source = dict(preset='sfew_like', seed=0)  # evaluation set
   c.data.mixture = [EXPRESSION, AUS]
   c.data.alternate = False
   c.data.num_threads = 2
-  c.paper = bool(opts & {'paper', 'resnet32', 'resnet110', 'vgg16'})
+  c.paper = opts.paper or bool(opts.net)
   c.pretrain = ml_collections.ConfigDict()  # empty: no pre-training
   if not c.paper:
     c.data.image_size = 48
@@ -96,8 +90,7 @@ def base(arg=None) -> ml_collections.ConfigDict:
     c.optim = dict(name='adam', learning_rate=2e-3)
     c.schedule = dict(name='cosine', warmup_steps=20)
     return c
-  net = ('vgg16' if 'vgg16' in opts else 'resnet110' if 'resnet110' in opts
-         else 'resnet32')
+  net = opts.net or 'resnet32'
   c.model = dict(name=net)
   if net == 'vgg16':  # 003: batch 32, lr 1e-5 decayed, 2000 steps, dropout 0.5
     c.data.image_size = 224

@@ -1,6 +1,6 @@
 """The personalization study of paper 000: fields shared by its configs.
 
-`run_study` (fer_jax/protocols/personalization.py) reads:
+`run_study` (fer_jax/protocols/personal/study.py) reads:
   targets, joint      twin single-output nets (the paper) or one 2-output net
   pretrain            a full training config (configs/common.py) for the
                       AffectNet-like data; its task.targets is set per net
@@ -13,6 +13,8 @@
   samplers, fractions the training-size sweep (empty: no sweep)
   mcdue               T dropout passes at rate p
   finetune            dense part on cached features: batch, epochs, optimiser
+                      and (optional) schedule: constant or exponential,
+                      counted in each model's steps
   no_transfer         the whole net from scratch on the subject's frames
   runtime             knobs that do not change results (not part of the
                       workdir's config check): memory budget, chunking, ...

@@ -27,12 +27,14 @@ Departures from paper 000, all for CPU time:
     16) for 10 epochs over each model's training set (the paper gives none);
   * 4 training-set fractions (5, 10, 20, 50%) instead of 18.
 """
+from configs import common as common_configs
 from configs.personalization import common
 
 IMAGE_SIZE = 48
 
 
-def get_config(variant: str = ''):
+def get_config(arg: str = ''):
+  arg = common_configs.parse_arg(arg, reduced=False)
   model = dict(name='small_cnn', widths=(16, 32, 64), hidden=1024, dropout=0.0)
   pre = common.pretrain_config(IMAGE_SIZE, model, records=10000, epochs=1)
   pre.data.augment.hflip = True
@@ -56,12 +58,10 @@ def get_config(variant: str = ''):
   c.runtime.full_max_models_per_chunk = 1
   c.runtime.full_unroll = True
   c.runtime.full_segment_steps = 4
-  if variant == 'reduced':
+  if arg.reduced:
     c.personal.subjects = (0, 1, 2)
     c.samplers = ('random', 'mcdue')
     c.fractions = (0.1, 0.5)
     c.mcdue.passes = 10
     pre.data.eval_records = 1000
-  elif variant:
-    raise ValueError(f'Unknown variant {variant!r}; valid: reduced')
   return c

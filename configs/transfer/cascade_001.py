@@ -54,15 +54,10 @@ def _data(section, image_size, crop):
 
 
 def get_config(arg: str = ''):
-  args = [a for a in arg.split(',') if a]
-  method = next((a for a in args if a in METHODS), 'cascade')
-  model = next((a for a in args if a in MODELS), 'alexnet')
-  real = 'real' in args
-  reduced = 'reduced' in args
-  unknown = set(args) - set(METHODS) - set(MODELS) - {'real', 'synthetic',
-                                                       'reduced'}
-  if unknown:
-    raise ValueError(f'Unknown arguments {sorted(unknown)}; see the docstring.')
+  arg = common.parse_arg(arg, method=METHODS, model=tuple(MODELS),
+                         data=('synthetic', 'real'), reduced=False)
+  method, model, reduced = arg.method, arg.model, arg.reduced
+  real = arg.data == 'real'
   sets = REAL if real else SYNTHETIC
 
   c = common.base_config()

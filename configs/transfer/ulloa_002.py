@@ -47,17 +47,6 @@ DATASETS = {
 }
 
 
-def parse(arg: str = ''):
-  args = [a for a in (arg or '').split(',') if a]
-  unknown = set(args) - set(MODELS) - set(DATASETS) - {'real', 'reduced'}
-  if unknown:
-    raise ValueError(f'Unknown arguments {sorted(unknown)}; valid: {sorted(MODELS)}, '
-                     f'{sorted(DATASETS)}, real, reduced.')
-  model = next((a for a in args if a in MODELS), 'vgg11_bn')
-  dataset = next((a for a in args if a in DATASETS), 'afew_va')
-  return model, dataset, 'real' in args, 'reduced' in args
-
-
 def data_section(dataset: str, real: bool) -> ml_collections.ConfigDict:
   """The part of config.data naming where the frames come from."""
   preset, adapter, _ = DATASETS[dataset]
@@ -72,7 +61,9 @@ def data_section(dataset: str, real: bool) -> ml_collections.ConfigDict:
 
 
 def get_config(arg: str = ''):
-  model, dataset, real, reduced = parse(arg)
+  arg = common.parse_arg(arg, model=tuple(MODELS), dataset=tuple(DATASETS),
+                         real=False, reduced=False)
+  model, dataset, real, reduced = arg.model, arg.dataset, arg.real, arg.reduced
   c = common.base_config()
   c.paper = '002'
   c.model = dict(name=model)

@@ -84,14 +84,10 @@ REAL = dict(
 
 
 def get_config(arg: str = ''):
-  args = [a for a in arg.split(',') if a]
-  model = next((a for a in args if a in MODELS), 'mobilenet_v2')
-  unknown = set(args) - set(MODELS) - {'reduced', 'real', 'synthetic'}
-  if unknown:
-    raise ValueError(f'Unknown arguments {sorted(unknown)}; valid: '
-                     f'{sorted(MODELS)}, real, synthetic and reduced.')
-  reduced = 'reduced' in args
-  sets = REAL if 'real' in args else SYNTHETIC
+  arg = common.parse_arg(arg, model=tuple(MODELS), data=('synthetic', 'real'),
+                         reduced=False)
+  model, reduced = arg.model, arg.reduced
+  sets = REAL if arg.data == 'real' else SYNTHETIC
 
   c = common.base_config()
   c.model = dict(name=model, head='zaitouny', dropout=0.5)

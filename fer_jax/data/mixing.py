@@ -22,9 +22,9 @@ shared. `config.data.train_records` > 0 also caps every entry (quick runs).
 The same mixture trains the ordinary 'affect' task: with `union_labels=False`
 (what the train loop passes for it) the examples carry the canonical label
 fields only, and `check_task_groups` refuses an entry that annotates none of
-the task's targets (it would only dilute the batches). The training data of a
-config, mixed or not, is also what `class_counts` (004's class balancing) and
-`featurewise_stats` (Keras' feature-wise normalisation) summarise.
+the task's targets (it would only dilute the batches). The union label space
+itself is `labels.label_space` and `labels.union_targets`; what a config's
+training data holds (class counts, pixel statistics) is `statistics`.
 
 Mixing is grain's own `MapDataset.mix`, so batch k is a pure function of
 (sources, weights, seed, k) and a run restarts at any step, as with
@@ -32,21 +32,14 @@ Mixing is grain's own `MapDataset.mix`, so batch k is a pure function of
 (each batch from one dataset: the classical multi-task baseline).
 """
 import math
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Sequence, Tuple
 
 import grain
 import numpy as np
 
 from fer_jax.data import labels as label_lib
 from fer_jax.data import pipeline
-
-# Label groups with one sigmoid output per label, in union order.
-GROUPS = ('expression', 'aus', 'compound')
-GROUP_NAMES = {'expression': label_lib.EXPRESSIONS, 'aus': label_lib.AU_NAMES,
-               'compound': label_lib.COMPOUND_EXPRESSIONS}
-# The two groups whose classes are mutually exclusive within one dataset (a
-# compound_like record is either one basic or one compound class).
-_EXCLUSIVE = ('expression', 'compound')
+from fer_jax.data import sources as sources_lib
 
 # Fields (with the value a dataset that lacks them gets) every mixed example has,
 # so that examples of different sources batch together.
@@ -59,63 +52,6 @@ _DEFAULTS = {
     'has_aus': np.bool_(False), 'has_compound': np.bool_(False),
     'subject': np.int32(-1), 'domain': np.int32(-1), 'clip': np.int32(-1),
 }
-
-
-def label_space(groups: Sequence[str]) -> Tuple[str, ...]:
-  """The groups of `groups` with sigmoid outputs, in canonical union order."""
-  unknown = set(groups) - set(GROUPS) - {'va'}
-  if unknown:
-    raise KeyError(f'Unknown label group(s) {sorted(unknown)}; valid: {GROUPS}')
-  return tuple(g for g in GROUPS if g in groups)
-
-
-def num_labels(groups: Sequence[str]) -> int:
-  return sum(len(GROUP_NAMES[g]) for g in label_space(groups))
-
-
-def group_slices(groups: Sequence[str]) -> Dict[str, slice]:
-  """Where each group sits on the union label axis."""
-  out, start = {}, 0
-  for g in label_space(groups):
-    out[g] = slice(start, start + len(GROUP_NAMES[g]))
-    start += len(GROUP_NAMES[g])
-  return out
-
-
-def label_names(groups: Sequence[str]) -> Tuple[str, ...]:
-  return tuple(f'{g}/{n}' for g in label_space(groups) for n in GROUP_NAMES[g])
-
-
-def union_targets(fields: Dict[str, Any], groups: Sequence[str],
-                  dataset_groups: Sequence[str] | None = None, xp=np):
-  """(labels [..., L], label_mask [..., L]) from the canonical label fields.
-
-  Works on one record or a batch (any leading shape), with numpy or jax.numpy
-  (`xp`). An entry is known when the record carries its group (`has_*`); with
-  `dataset_groups` (the groups its dataset annotates) also when the dataset
-  annotates both exclusive groups and the record has the other one: a basic
-  expression is then a known negative for every compound class, and vice versa.
-  """
-  ys, ms = [], []
-  for g in label_space(groups):
-    n = len(GROUP_NAMES[g])
-    has = xp.asarray(fields.get(f'has_{g}', False)).astype(bool)
-    if dataset_groups is not None:
-      if g not in dataset_groups:
-        has = xp.zeros_like(has)
-      elif g in _EXCLUSIVE and set(_EXCLUSIVE) <= set(dataset_groups):
-        other = _EXCLUSIVE[1 - _EXCLUSIVE.index(g)]
-        has = has | xp.asarray(fields.get(f'has_{other}', False)).astype(bool)
-    if g == 'aus':  # an AU the dataset does not code is -1 (AU_MISSING): unknown
-      aus = xp.asarray(fields['aus']).astype(np.float32)
-      y = xp.maximum(aus, 0.0)
-      m = has[..., None] & label_lib.au_known(aus)
-    else:  # one-hot; MISSING (-1) gives all zeros
-      y = (xp.asarray(fields[g])[..., None] == xp.arange(n)).astype(np.float32)
-      m = xp.broadcast_to(has[..., None], y.shape)
-    ys.append(y)
-    ms.append(m)
-  return xp.concatenate(ys, -1), xp.concatenate(ms, -1)
 
 
 def dataset_groups(source, entry) -> Tuple[str, ...]:
@@ -132,12 +68,12 @@ def mixture_groups(data_config) -> Tuple[str, ...]:
   groups = set()
   for entry in data_config.mixture:
     groups |= set(_source(data_config, entry)[1])
-  return label_space(groups)
+  return label_lib.label_space(groups)
 
 
 def _source(data_config, entry):
   """(train source of a mixture entry, its label groups)."""
-  src, groups, n = _raw_source(data_config, entry)
+  src, groups, n = raw_source(data_config, entry)
   return pipeline.limit(src, n), groups
 
 
@@ -148,17 +84,17 @@ def _records_cap(data_config, entry) -> int:
   return min(caps) if caps else 0
 
 
-def _raw_source(data_config, entry):
+def raw_source(data_config, entry):
   """(unlimited train source of an entry, its label groups, records limit)."""
   import ml_collections
-  from fer_jax.data.sources import get_source
   entry = ml_collections.ConfigDict(dict(entry))  # entries may be plain dicts
-  src = get_source(entry, entry.get('split', data_config.get('train_split', 'train')))
+  src = sources_lib.get_source(
+      entry, entry.get('split', data_config.get('train_split', 'train')))
   groups = dataset_groups(src, entry)  # before `limit` hides `.labels`
   return src, groups, _records_cap(data_config, entry)
 
 
-def _weights(entries, sources) -> Tuple[float, ...]:
+def entry_weights(entries, sources) -> Tuple[float, ...]:
   """Mixture weights of the entries: numbers, or 'size' (= len of the source)."""
   out = []
   for e, src in zip(entries, sources):
@@ -197,8 +133,8 @@ class Annotate:
     out['image'] = ex['image']
     out['dataset_id'] = np.int32(self.dataset_id)
     if self.union:
-      out['labels'], out['label_mask'] = union_targets(out, self.groups,
-                                                       self.own_groups)
+      out['labels'], out['label_mask'] = label_lib.union_targets(
+          out, self.groups, self.own_groups)
     return out
 
 
@@ -228,7 +164,7 @@ def mixture_dataset(sources: Sequence[Any], weights: Sequence[float],
   if min(weights) <= 0:
     raise ValueError(f'mixture weights must be > 0, got {list(weights)}')
   local_batch = global_batch // process_count
-  groups = label_space(set().union(*map(set, own_groups)))
+  groups = label_lib.label_space(set().union(*map(set, own_groups)))
   pres = (list(preprocess) if isinstance(preprocess, (list, tuple))
           else [preprocess] * len(sources))
   if len(pres) != len(sources):
@@ -255,7 +191,7 @@ def train_mixture(data_config, preprocess, global_batch: int, num_steps: int,
   entries = [dict(e) for e in data_config.mixture]
   sources, groups = zip(*[_source(data_config, e) for e in entries])
   return mixture_dataset(
-      sources, _weights(entries, sources), groups,
+      sources, entry_weights(entries, sources), groups,
       [entry_preprocess(preprocess, e) for e in entries],
       global_batch, num_steps, seed, process_index, process_count,
       alternate=data_config.get('alternate', False), union_labels=union_labels)
@@ -266,112 +202,13 @@ def mixture_num_records(data_config) -> int:
   return sum(len(_source(data_config, e)[0]) for e in data_config.mixture)
 
 
-# Task targets -> the label group of the records that carries them.
-TARGET_GROUPS = {'valence': 'va', 'arousal': 'va', 'expression': 'expression',
-                 'aus': 'aus', 'compound': 'compound'}
-
-
 def check_task_groups(data_config, targets: Sequence[str]):
   """Raises if a mixture entry annotates none of the task's `targets`."""
-  want = {TARGET_GROUPS[t] for t in targets}
+  want = {label_lib.TARGET_GROUPS[t] for t in targets}
   for i, entry in enumerate(data_config.mixture):
-    got = set(_raw_source(data_config, entry)[1])
+    got = set(raw_source(data_config, entry)[1])
     if not got & want:
       raise ValueError(
           f'Mixture entry {i} ({dict(entry)}) annotates {sorted(got)}, none of '
           f'the task targets {tuple(targets)}: it would add only masked-out '
           'samples. Drop it, or train a multi-task task (sjmt).')
-
-
-# ------------------------------------------- summaries of a config's train data
-
-
-def train_parts(data_config):
-  """[(raw source, records limit, share, entry)] of the training data of a
-  `config.data` section: its mixture entries, or its one train source.
-
-  share: the fraction of training samples drawn from the part (the mixture
-  weights normalised; 1 for one source). The records of a part are the first
-  `limit` of its raw source (all when 0).
-  """
-  if data_config.get('mixture'):
-    entries = [dict(e) for e in data_config.mixture]
-    raws = [_raw_source(data_config, e) for e in entries]
-    weights = _weights(entries, [pipeline.limit(r[0], r[2]) for r in raws])
-    total = sum(weights)
-    return [(r[0], r[2], w / total, e) for r, w, e in zip(raws, weights, entries)]
-  from fer_jax.data.sources import get_source
-  src = get_source(data_config, data_config.get('train_split', 'train'))
-  return [(src, int(data_config.get('train_records', 0)), 1.0,
-           {'name': data_config.get('name', 'dataset'),
-            'split': data_config.get('train_split', 'train')})]
-
-
-def _num(source, limit):
-  return len(source) if limit <= 0 else min(limit, len(source))
-
-
-def source_labels(source, field: str = 'expression', limit: int = 0) -> np.ndarray:
-  """The `field` labels of the first `limit` records (all when 0), -1 where a
-  record does not carry it. Reads parsed entries when the source has them (the
-  real-dataset adapters: no image decoding), else the records themselves."""
-  n = _num(source, limit)
-  has = {'expression': 'has_expression', 'compound': 'has_compound'}[field]
-  entries = getattr(source, 'entries', None)
-  if entries is not None and len(entries) == len(source):
-    return np.asarray([int(e.get(field, -1)) for e in entries[:n]], np.int64)
-  out = np.empty(n, np.int64)
-  for i in range(n):
-    r = source[i]
-    out[i] = int(r[field]) if bool(r.get(has, True)) else -1
-  return out
-
-
-def class_counts(data_config, field: str = 'expression',
-                 num_classes: int = len(label_lib.EXPRESSIONS)) -> Tuple[float, ...]:
-  """Class counts of the training labels of a `config.data` section.
-
-  One source: the plain counts. A mixture: the expected count of each class in
-  one epoch of it (the epoch's records times the mixture's class frequencies,
-  sum_i share_i * count_i,c / n_i); with 'size' weights that is exactly the
-  counts of the concatenated datasets, as Keras would see them.
-  """
-  import json  # pylint: disable=g-import-not-at-top
-  d = data_config.to_dict() if hasattr(data_config, 'to_dict') else dict(data_config)
-  key = json.dumps([d, field, num_classes], sort_keys=True, default=str)
-  if key not in _COUNTS_CACHE:
-    _COUNTS_CACHE[key] = _class_counts(data_config, field, num_classes)
-  return _COUNTS_CACHE[key]
-
-
-_COUNTS_CACHE: Dict[str, Tuple[float, ...]] = {}
-
-
-def _class_counts(data_config, field, num_classes):
-  parts = train_parts(data_config)
-  total = sum(_num(src, n) for src, n, _, _ in parts)
-  freq = np.zeros(num_classes, np.float64)
-  for src, n, share, _ in parts:
-    y = source_labels(src, field, n)
-    y = y[y >= 0]
-    if y.size and y.max() >= num_classes:
-      raise ValueError(f'{field} label {y.max()} outside [0, {num_classes})')
-    if y.size:
-      freq += share * np.bincount(y, minlength=num_classes) / _num(src, n)
-  counts = freq * total
-  if len(parts) == 1:
-    counts = np.round(counts)  # exact integers for one source
-  return tuple(float(c) for c in counts)
-
-
-def featurewise_stats(data_config, preprocess, num_records: int = 0,
-                      num_threads: int = 2):
-  """Keras-style feature-wise (mean, std) per channel of a config's training
-  images (see `pipeline.featurewise_stats`); a mixture's parts are combined by
-  their shares, each preprocessed with its own crop."""
-  parts = train_parts(data_config)
-  moments = [pipeline.image_moments(src, entry_preprocess(preprocess, e),
-                                    min(_num(src, n), num_records or _num(src, n)),
-                                    limit=n, num_threads=num_threads)
-             for src, n, _, e in parts]
-  return pipeline.combine_moments(moments, [p[2] for p in parts])

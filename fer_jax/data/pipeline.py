@@ -6,7 +6,7 @@ sees exactly the data an uninterrupted run would have seen.
 """
 import dataclasses
 import math
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import grain
 import numpy as np
@@ -28,45 +28,6 @@ class BadRecordError(ValueError):
   """A record whose image or labels cannot be used; names the record."""
 
 
-def detected_eyes(image: np.ndarray, where: str) -> np.ndarray:
-  """(2, 2) eye centres from the face detector (fer_jax/face/detect.py), for
-  001's eye-aligned crop of a record that carries no eyes or landmarks."""
-  from fer_jax.face import detect  # pylint: disable=g-import-not-at-top
-  try:
-    face = detect.detect_face(image, eyes=True)
-  except detect.NoFaceError as e:
-    raise BadRecordError(f'{where}: the eye-aligned crop needs eyes; the record has '
-                         f'none and the detector found none ({e}). Skip such records '
-                         "(skip_bad) or use crop='none'.") from e
-  if face.eyes is None:
-    raise BadRecordError(f'{where}: the eye-aligned crop needs eyes; the record has '
-                         f'none and the detector found a face at {face.box} but not '
-                         "two eyes in it. Skip such records (skip_bad) or use "
-                         "crop='none'.")
-  return np.asarray(face.eyes, np.float64)
-
-
-def detected_landmarks(image: np.ndarray, where: str) -> np.ndarray:
-  """(68, 2) landmarks of the largest face from the face detector and dlib's
-  shape predictor (fer_jax/face/landmarks.py, the 'landmarks' extra), for
-  002's landmark-box crop of a record that carries none."""
-  from fer_jax.face import detect  # pylint: disable=g-import-not-at-top
-  from fer_jax.face import landmarks  # pylint: disable=g-import-not-at-top
-  try:
-    landmarks.shape_predictor()  # before detection: the same error every record
-  except ImportError as e:
-    raise ImportError(f'{where}: the landmark-box crop needs 68 landmarks; the '
-                      f'record has none and {e}. Or use records with landmarks '
-                      "or another crop ('none', 'eyes').") from e
-  try:
-    face = detect.detect_face(image, eyes=False)
-  except detect.NoFaceError as e:
-    raise BadRecordError(f'{where}: the landmark-box crop needs 68 landmarks; the '
-                         f'record has none and the detector found no face ({e}). '
-                         "Skip such records (skip_bad) or use crop='none'.") from e
-  return landmarks.dlib_landmarks(image, [face.box])[0].astype(np.float64)
-
-
 def _has_points(points) -> bool:
   """Whether a record's points (landmarks, eyes) are given: some, all finite."""
   if points is None:
@@ -80,13 +41,17 @@ class Preprocess:
   """Turns a record into a float32 example; the papers' steps as options.
 
   crop: 'none', 'eyes' (001: eye-aligned box) or 'landmarks' (002: landmark box);
-    a record without them takes them from the face detector (and dlib).
+    a record without them takes them from `detector`.
+  detector: (image, 'eyes' | 'landmarks', where) -> the (2, 2) eye centres or
+    (68, 2) landmarks of the image's face (`fer_jax.face.points.find_points`:
+    the face detector, and dlib), raising BadRecordError where it finds none;
+    None: a cropped record must carry its points.
   normalize: 'unit' (x/255), 'minmax' (001: per-image stretch, then /255),
     'mean_std' ((x/255 - mean) / std; 002 uses 0.5/0.5), 'featurewise'
     (004: Keras' featurewise_center + featurewise_std_normalization,
     (x - featurewise_mean) / (featurewise_std + 1e-6) per channel, the
     statistics of the training images in pixel units [0, 255], see
-    `featurewise_stats`), 'none' (float32 pixels, 0..255).
+    `statistics.featurewise_stats`), 'none' (float32 pixels, 0..255).
   Augmentations apply only when `train` and a rng is given.
   """
   image_size: int
@@ -102,6 +67,7 @@ class Preprocess:
   name: str = 'dataset'
   featurewise_mean: Any = None  # per-channel, pixel units ('featurewise')
   featurewise_std: Any = None
+  detector: Optional[Callable[[np.ndarray, str, str], np.ndarray]] = None
 
   def __call__(self, record: Dict[str, Any], rng: Optional[np.random.Generator] = None):
     where = f'{self.name} record {record.get("index", "?")}'
@@ -113,12 +79,12 @@ class Preprocess:
     if self.crop == 'eyes':
       eyes = np.asarray(record.get('eyes', np.full((2, 2), np.nan)), np.float64)
       if not np.all(np.isfinite(eyes)):  # photographs without landmarks (SFEW)
-        eyes = detected_eyes(image, where)
+        eyes = self._detect(image, 'eyes', where)
       image = crops.align_by_eyes(image, eyes, self.image_size)
     elif self.crop == 'landmarks':
       points = record.get('landmarks')
       if not _has_points(points):  # photographs without landmarks (SFEW)
-        points = detected_landmarks(image, where)
+        points = self._detect(image, 'landmarks', where)
       image = crops.landmark_box_crop(image, points, self.image_size)
     elif self.crop != 'none':
       raise ValueError(f'Unknown crop {self.crop!r}; valid: none, eyes, landmarks')
@@ -130,6 +96,12 @@ class Preprocess:
     example = {k: np.asarray(record[k]) for k in LABEL_FIELDS if k in record}
     example['image'] = self._normalize(image)
     return example
+
+  def _detect(self, image, what, where):
+    if self.detector is None:
+      raise ValueError(f'{where}: the {what} crop needs {what}; the record has '
+                       'none and no face detector was given (Preprocess.detector)')
+    return self.detector(image, what, where)
 
   def _augment(self, image, rng):
     if self.rotation:
@@ -152,7 +124,8 @@ class Preprocess:
     if self.normalize == 'featurewise':
       if self.featurewise_mean is None or self.featurewise_std is None:
         raise ValueError("normalize='featurewise' needs featurewise_mean / _std "
-                         '(the training images\' statistics, featurewise_stats)')
+                         "(the training images' statistics, "
+                         'statistics.featurewise_stats)')
       # Keras ImageDataGenerator.standardize: x -= mean; x /= (std + 1e-6).
       x = image.astype(np.float32) - np.asarray(self.featurewise_mean, np.float32)
       return x / (np.asarray(self.featurewise_std, np.float32) + np.float32(1e-6))
@@ -174,15 +147,15 @@ def _check_labels(record, where):
     raise BadRecordError(f'{where}: AU labels hold NaN/inf')
 
 
-def preprocess_from_config(data_config, name='dataset') -> Preprocess:
-  """The Preprocess of a `config.data` section.
+def preprocess_from_config(data_config, name='dataset',
+                           detector=None) -> Preprocess:
+  """The Preprocess of a `config.data` section (`detector`: see Preprocess).
 
   normalize='featurewise' takes its statistics from
-  `data.featurewise_stats` ({'mean': [C], 'std': [C]}, pixel units; the train
-  loop writes them into the run's config.json), or, where a config does not
-  hold them yet, computes them once per process from the section's training
-  data (`featurewise_stats_of_config`; `data.featurewise_records` > 0: from
-  that many records per training source, evenly spaced).
+  `data.featurewise_stats` ({'mean': [C], 'std': [C]}, pixel units): the train
+  loop computes them from the training data
+  (`statistics.featurewise_stats_of_config`) and writes them into the run's
+  config.json.
   """
   aug = data_config.get('augment', {})
   pre = Preprocess(
@@ -191,89 +164,17 @@ def preprocess_from_config(data_config, name='dataset') -> Preprocess:
       normalize=data_config.get('normalize', 'unit'),
       mean=data_config.get('mean', 0.5), std=data_config.get('std', 0.5),
       hflip=aug.get('hflip', False), rotation=aug.get('rotation', 0.0),
-      shift=aug.get('shift', 0.0), pad_crop=aug.get('pad_crop', 0), name=name)
+      shift=aug.get('shift', 0.0), pad_crop=aug.get('pad_crop', 0), name=name,
+      detector=detector)
   if pre.normalize == 'featurewise':
-    stats = data_config.get('featurewise_stats') or featurewise_stats_of_config(
-        data_config)
+    stats = data_config.get('featurewise_stats')
+    if not stats:
+      raise ValueError(f"{name}: normalize='featurewise' needs "
+                       "data.featurewise_stats (the training images' statistics: "
+                       'statistics.featurewise_stats_of_config)')
     pre = dataclasses.replace(pre, featurewise_mean=tuple(stats['mean']),
                               featurewise_std=tuple(stats['std']))
   return pre
-
-
-# ------------------------------------------------ feature-wise normalisation
-
-
-def image_moments(source, preprocess: Preprocess, num_records: int = 0,
-                  limit: int = 0, num_threads: int = 2):
-  """(count, sum [C], sum of squares [C]) in float64 of the pixels of
-  `num_records` records (0: all) evenly spaced over the first `limit` records
-  of `source` (all when 0), preprocessed by `preprocess` without augmentation
-  and without normalisation (pixel units)."""
-  n = len(source) if limit <= 0 else min(limit, len(source))
-  k = n if num_records <= 0 else min(num_records, n)
-  idx = np.unique(np.linspace(0, n - 1, k).round().astype(np.int64)) if k else (
-      np.zeros(0, np.int64))
-  raw = dataclasses.replace(preprocess, normalize='none')
-  ds = grain.MapDataset.range(len(idx)).map(
-      lambda i: raw(source[int(idx[i])])['image'].astype(np.float64))
-  opts = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=8)
-  count, total, squares = 0, np.zeros(preprocess.channels), np.zeros(
-      preprocess.channels)
-  for img in ds.to_iter_dataset(opts):
-    px = img.reshape(-1, img.shape[-1])
-    count += px.shape[0]
-    total += px.sum(0)
-    squares += np.square(px).sum(0)
-  return count, total, squares
-
-
-def combine_moments(moments, shares=None):
-  """{'mean': [C], 'std': [C]} (float tuples, pixel units) of `image_moments`
-  results; with `shares`, part i weighs share_i (its fraction of the training
-  samples, e.g. a mixture's weights) instead of its pixel count."""
-  if shares is None:
-    count = sum(m[0] for m in moments)
-    mean = sum(m[1] for m in moments) / count
-    sq = sum(m[2] for m in moments) / count
-  else:
-    total = float(sum(shares))
-    mean = sum(s / total * m[1] / m[0] for m, s in zip(moments, shares))
-    sq = sum(s / total * m[2] / m[0] for m, s in zip(moments, shares))
-  std = np.sqrt(np.maximum(sq - np.square(mean), 0.0))
-  return {'mean': tuple(float(v) for v in mean),
-          'std': tuple(float(v) for v in std)}
-
-
-def featurewise_stats(source, preprocess: Preprocess, num_records: int = 0,
-                      limit: int = 0, num_threads: int = 2):
-  """Keras ImageDataGenerator.fit's featurewise mean and std: per channel,
-  over every pixel of the training images (`num_records` evenly spaced ones
-  when > 0), in pixel units; as {'mean': (...), 'std': (...)}."""
-  return combine_moments([image_moments(source, preprocess, num_records, limit,
-                                        num_threads)])
-
-
-_STATS_CACHE: Dict[str, Any] = {}
-
-
-def featurewise_stats_of_config(data_config):
-  """`featurewise_stats` of a `config.data` section's training data (its
-  mixture or its train source), computed once per process and config."""
-  import json  # pylint: disable=g-import-not-at-top
-  from fer_jax.data import mixing  # pylint: disable=g-import-not-at-top
-  d = data_config.to_dict() if hasattr(data_config, 'to_dict') else dict(data_config)
-  # What the training images depend on (not the evaluation data, augmentation).
-  d = {k: d.get(k) for k in ('name', 'source', 'train_split', 'train_records',
-                             'mixture', 'image_size', 'channels', 'crop',
-                             'featurewise_records', 'num_threads')}
-  key = json.dumps(d, sort_keys=True, default=str)
-  if key not in _STATS_CACHE:
-    pre = Preprocess(image_size=d['image_size'], channels=d['channels'] or 3,
-                     crop=d['crop'] or 'none', normalize='none')
-    _STATS_CACHE[key] = mixing.featurewise_stats(
-        data_config, pre, int(d.get('featurewise_records', 0) or 0),
-        num_threads=int(d.get('num_threads', 2) or 2))
-  return _STATS_CACHE[key]
 
 
 def limit(source, n: int):

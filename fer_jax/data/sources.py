@@ -7,7 +7,9 @@ Factories take the split name plus the keyword arguments in `config.data.source`
 """
 from fer_jax.registry import Registry
 
-DATASETS = Registry('dataset')
+# 'tfds' (sources materialised as array_record files) registers itself in
+# tfds_builder, which imports TFDS: only a config that names it pays for that.
+DATASETS = Registry('dataset', lazy={'tfds': 'fer_jax.data.tfds_builder'})
 
 
 @DATASETS.register('synthetic')
@@ -15,18 +17,6 @@ def _synthetic(split: str, preset: str, image_size=None, channels=None, seed=0):
   from fer_jax.data.synthetic import SyntheticSource
   return SyntheticSource(preset=preset, split=split, image_size=image_size,
                          channels=channels, seed=seed)
-
-
-@DATASETS.register('tfds')
-def _tfds(split: str, data_dir: str, dataset: str, source_kwargs: dict):
-  """Reads a source materialised by `launch/materialize.py` (array_record)."""
-  from fer_jax.data.tfds_builder import record_builder
-  builder = record_builder(dataset, dict(source_kwargs), data_dir)
-  if not builder.is_prepared():
-    raise FileNotFoundError(
-        f'No materialised {dataset} {dict(source_kwargs)} under {data_dir}; run '
-        f'launch/materialize.py --dataset={dataset} first.')
-  return builder.as_data_source(split)
 
 
 def get_source(data_config, split: str):

@@ -6,7 +6,8 @@
 
 Images are stored as PNG bytes (TFDS needs no TensorFlow to encode those), so a
 preset rendered once is read back by GPU epochs without re-rendering; the records
-read back equal the source's records field by field.
+read back equal the source's records field by field. `data.name='tfds'` reads
+them back (`tfds_source`, registered here in the dataset registry).
 """
 import hashlib
 import json
@@ -88,3 +89,14 @@ def _png(image: np.ndarray) -> bytes:
 def record_builder(dataset: str, source_kwargs: dict, data_dir: str, **kwargs):
   return FerRecords(dataset=dataset, source_kwargs=source_kwargs,
                     data_dir=data_dir, **kwargs)
+
+
+@DATASETS.register('tfds')
+def tfds_source(split: str, data_dir: str, dataset: str, source_kwargs: dict):
+  """Reads a source materialised by `launch/materialize.py` (array_record)."""
+  builder = record_builder(dataset, dict(source_kwargs), data_dir)
+  if not builder.is_prepared():
+    raise FileNotFoundError(
+        f'No materialised {dataset} {dict(source_kwargs)} under {data_dir}; run '
+        f'launch/materialize.py --dataset={dataset} first.')
+  return builder.as_data_source(split)

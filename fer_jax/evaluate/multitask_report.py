@@ -102,7 +102,7 @@ def plot_au_heatmap(table: np.ndarray, path: str, title: str = ''):
 def predict_source(trainer, state, source, batch_size: int = 64, num_threads: int = 2):
   """(predictions, labels) of `state` on every record of `source`, as numpy."""
   from fer_jax.data import pipeline
-  pre = pipeline.preprocess_from_config(trainer.config.data, name='report')
+  pre = trainer.preprocess('report')  # the run's own, face detector included
   ds = pipeline.eval_dataset(source, pre, batch_size)
   preds, labs = [], []
   for batch in pipeline.to_iterator(ds, num_threads=num_threads):

@@ -55,6 +55,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from fer_jax import atomic
+
 STATUSES = ('labelled', 'skipped', 'no_face')
 LABEL_COLUMNS = ('frame', 'round', 'status', 'valence', 'arousal', 'expression',
                  'saved_at')
@@ -275,25 +277,6 @@ def read_trace(subject_dir: str) -> List[Dict]:
           for i, row in enumerate(_rows(path, TRACE_COLUMNS), start=2)]
 
 
-def fsync_dir(path: str):
-  fd = os.open(path, os.O_RDONLY)
-  try:
-    os.fsync(fd)
-  finally:
-    os.close(fd)
-
-
-def write_atomic(path: str, data: bytes):
-  """Write-and-rename, both fsynced: the file is the old one or the new one."""
-  tmp = f'{path}.tmp{os.getpid()}'
-  with open(tmp, 'wb') as f:
-    f.write(data)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
-  fsync_dir(os.path.dirname(os.path.abspath(path)))
-
-
 def _csv_bytes(rows: Sequence[Sequence], header: Optional[Sequence[str]] = None
                ) -> bytes:
   buf = io.StringIO()
@@ -317,7 +300,7 @@ class AppendOnlyCsv:
       return
     with self._lock:
       if not os.path.exists(self.path):
-        write_atomic(self.path, _csv_bytes(rows, self.columns))
+        atomic.write_bytes(self.path, _csv_bytes(rows, self.columns))
         return
       fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
       try:
@@ -418,8 +401,8 @@ def write_round(subject_dir: str, number: int, items: Sequence[Dict],
   meta = {'clip_fps': float(clip_fps)}
   if expressions:
     meta['expressions'] = list(expressions)
-  write_atomic(os.path.join(rdir, 'round.json'),
-               json.dumps(meta, indent=2).encode())
-  write_atomic(os.path.join(rdir, 'to_label.csv'),
-               _csv_bytes(rows, TO_LABEL_COLUMNS + tuple(extra_cols)))
+  atomic.write_bytes(os.path.join(rdir, 'round.json'),
+                     json.dumps(meta, indent=2).encode())
+  atomic.write_bytes(os.path.join(rdir, 'to_label.csv'),
+                     _csv_bytes(rows, TO_LABEL_COLUMNS + tuple(extra_cols)))
   return rdir

@@ -22,6 +22,7 @@ import os
 from typing import Dict, List, Sequence, Tuple
 from xml.sax import saxutils
 
+from fer_jax import atomic
 from fer_jax.labeling import files
 
 SCALE = 100
@@ -83,9 +84,9 @@ def export_round(subject_dir: str, number: int, url_prefix: str = LOCAL_FILES
   os.makedirs(out, exist_ok=True)
   tasks_path = os.path.join(out, 'tasks.json')
   config_path = os.path.join(out, 'config.xml')
-  files.write_atomic(tasks_path, json.dumps(
+  atomic.write_bytes(tasks_path, json.dumps(
       tasks(round_, subject_dir, url_prefix), indent=1).encode())
-  files.write_atomic(config_path, labeling_config(round_.expressions).encode())
+  atomic.write_bytes(config_path, labeling_config(round_.expressions).encode())
   return tasks_path, config_path
 
 

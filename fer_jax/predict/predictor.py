@@ -32,6 +32,7 @@ import numpy as np
 
 from fer_jax.data import crops as crops_lib
 from fer_jax.data import labels as label_lib
+from fer_jax.data import transforms
 from fer_jax.face import detect
 
 PUBLISHED = ('fer2013_mini_xception',)
@@ -72,8 +73,10 @@ class CropSpec:
     found, and the row's `crop` says so) or 'landmarks' (002's box of the 68
     landmarks dlib finds in the detector's box, `crops.landmark_box_crop`;
     needs the 'landmarks' extra, fer_jax/face/landmarks.py).
-  size: crop side in pixels; None keeps the box's own resolution (the
-    preprocessing resizes, as the fer package does).
+  size: crop side in pixels (a box is cut at its own resolution, then
+    resized as `transforms.resize` does); None keeps the box's own resolution
+    and leaves the resize to the preprocessing (a run's, as in training; the
+    fer package's bilinear).
   square: grow the shorter side about the centre first (fer's `tosquare`).
   offset: pixels added on every side (fer: 10).
   pad: 'nearest' (replicate the border), 'zero', or 'bottom_mean' (fer: the
@@ -108,10 +111,13 @@ def _box_crop(image, box, spec: CropSpec, pad_value: float):
     y, h = (y - d // 2, h + d) if w > h else (y, h)
   o = spec.offset
   edges = (x - o, y - o, x + w + o, y + h + o)
-  size = spec.size or (edges[3] - edges[1], edges[2] - edges[0])
+  # The box's own pixels (an exact copy, padded where it leaves the image),
+  # then the pipeline's resize: what training sees of a dataset's face crop.
   if spec.pad == 'nearest':
-    return crops_lib.crop_box(image, edges, size, border='nearest')
-  return crops_lib.crop_box(image, edges, size, border='constant', value=pad_value)
+    out = crops_lib.crop_box(image, edges, border='nearest')
+  else:
+    out = crops_lib.crop_box(image, edges, border='constant', value=pad_value)
+  return transforms.resize(out, spec.size) if spec.size else out
 
 
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
@@ -413,14 +419,13 @@ def default_buckets(batch_size: int) -> Tuple[int, ...]:
 
 def _output_kinds(task_name: str, pred_shapes: Dict[str, Tuple[int, ...]]):
   """Outputs of a task's `predict` dict ([N] values, [N, C] classes/scores)."""
-  from fer_jax.data import mixing  # pylint: disable=g-import-not-at-top
   out = []
   for name, shape in pred_shapes.items():
     if len(shape) == 1:
       out.append(Output(name, 'value'))
       continue
     kind = 'sigmoid' if name == 'aus' or task_name == 'sjmt' else 'softmax'
-    names = tuple(mixing.GROUP_NAMES.get(name, ()))
+    names = tuple(label_lib.GROUP_NAMES.get(name, ()))
     if len(names) != shape[-1]:
       names = tuple(f'{name}{i}' for i in range(shape[-1]))
     out.append(Output(name, kind, names))
@@ -430,6 +435,9 @@ def _output_kinds(task_name: str, pred_shapes: Dict[str, Tuple[int, ...]]):
 def crop_of_training(train_crop: str, size: int, where: str) -> CropSpec:
   """The CropSpec matching a run's `config.data.crop`.
 
+  'none' (records that are face crops already): the detector's box at its own
+  resolution; the run's preprocessing then converts the channels and resizes,
+  in that order and with the same interpolation as training.
   'landmarks' (002's landmark box) needs dlib's 68 points (the 'landmarks'
   extra); without it the detector's box stands in, with a warning on stderr.
   """
@@ -442,7 +450,7 @@ def crop_of_training(train_crop: str, size: int, where: str) -> CropSpec:
       print(f'{where}: trained on landmark-box crops (002) but the 68 landmarks '
             f'are not available ({e}); using the face detector box instead.',
             file=sys.stderr)
-  return CropSpec('eyes' if train_crop == 'eyes' else 'box', size=size)
+  return CropSpec('eyes', size=size) if train_crop == 'eyes' else CropSpec('box')
 
 
 def load_workdir(workdir: str, which: str = 'best', batch_size: int = 32,
@@ -464,7 +472,7 @@ def load_workdir(workdir: str, which: str = 'best', batch_size: int = 32,
   model = build_model(config, task)
   _, variables = cross_dataset.load_variables(workdir, which)
   size, channels = int(config.data.image_size), int(config.data.channels)
-  # The crop is made here, so preprocessing keeps only channels + normalization.
+  # The crop is made here; preprocessing keeps channels, resize, normalization.
   prep = dataclasses.replace(
       pipeline.preprocess_from_config(config.data, name=f'predict:{workdir}'),
       crop='none')

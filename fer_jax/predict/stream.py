@@ -33,6 +33,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 import cv2
 import numpy as np
 
+from fer_jax import atomic
 from fer_jax.face import detect
 from fer_jax.predict import draw
 from fer_jax.predict import io as io_lib
@@ -566,8 +567,9 @@ def run(predictor, input_path: str, out_dir: str, annotate_outputs: bool = True,
   if tables:
     import pandas as pd  # pylint: disable=g-import-not-at-top
     df = pd.concat(tables, ignore_index=True)
-    io_lib.track_summary(df, predictor).to_csv(
-        os.path.join(out_dir, 'tracks.csv'), index=False, float_format='%.6g')
+    atomic.write_text(os.path.join(out_dir, 'tracks.csv'),
+                      io_lib.track_summary(df, predictor).to_csv(
+                          index=False, float_format='%.6g'))
     if opts.plots:
       _plots(predictor, df.dropna(subset=['track']), out_dir, opts,
              len(tables) > 1)

@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from fer_jax import atomic
+
 # Keys of config.data that name the data rather than how the model sees it.
 DATA_KEYS = ('name', 'source', 'crop', 'eval_records')
 
@@ -73,6 +75,7 @@ def predict(config, variables, split: str) -> Tuple[Dict, Dict, float]:
   """(predictions, labels, mean loss) of a model on a split, padding removed."""
   from fer_jax.data import pipeline
   from fer_jax.data.sources import get_source
+  from fer_jax.face import points
   from fer_jax.tasks import get_task
   from fer_jax.train.loop import build_model
   from fer_jax.train.state import TrainState
@@ -85,7 +88,8 @@ def predict(config, variables, split: str) -> Tuple[Dict, Dict, float]:
   eval_step = jax.jit(make_eval_step(model, task))
   source = pipeline.limit(get_source(config.data, split),
                           config.data.get('eval_records', 0))
-  prep = pipeline.preprocess_from_config(config.data, name=f'{config.data.name}/{split}')
+  prep = pipeline.preprocess_from_config(config.data, name=f'{config.data.name}/{split}',
+                                         detector=points.find_points)
   ds = pipeline.eval_dataset(source, prep, config.get('eval_batch_size', config.batch_size),
                              0, 1)
   preds, labels, loss_sum = [], [], 0.0
@@ -123,9 +127,9 @@ def evaluate_workdir(workdir: str, out_dir: str, which: str = 'best',
              'loss': loss, **task.report(pred, lab)}
   os.makedirs(out_dir, exist_ok=True)
   write_json(os.path.join(out_dir, 'results.json'), results)
-  np.savez(os.path.join(out_dir, 'predictions.npz'),
-           **{f'pred/{k}': v for k, v in pred.items()},
-           **{f'label/{k}': v for k, v in lab.items()})
+  atomic.savez(os.path.join(out_dir, 'predictions.npz'),
+               **{f'pred/{k}': v for k, v in pred.items()},
+               **{f'label/{k}': v for k, v in lab.items()})
   if plots:
     _plots(task, pred, lab, results, out_dir)
   return results

@@ -17,7 +17,7 @@ and it is the training loss only: evaluation (`for_evaluation`) reports the
 plain loss, as Keras' val_loss does.
 """
 import dataclasses
-from typing import Dict, Sequence, Tuple
+from typing import ClassVar, Dict, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -54,6 +54,9 @@ class AffectTask:
   # 7 basic expressions, or 8 with contempt (label 7: AffectNet basic8, FER+ /
   # CK+ with contempt=True); must match the data's declared classes.
   expression_classes: int = 7
+  # Reads the canonical label fields (valence, expression, ...), not a mixture's
+  # union label space: every mixture entry must carry one of its targets.
+  union_labels: ClassVar[bool] = False
 
   def __post_init__(self):
     unknown = [t for t in self.targets if t not in _TARGETS]

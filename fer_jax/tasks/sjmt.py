@@ -16,13 +16,13 @@ datasets (`config.data.alternate = True`). The heads are disjoint slices of the
 model's last Dense layer: independent linear heads on the shared features.
 """
 import dataclasses
-from typing import Dict, Sequence, Tuple
+from typing import ClassVar, Dict, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from fer_jax.data import labels, mixing
+from fer_jax.data import labels
 from fer_jax.evaluate import multitask_report
 from fer_jax.tasks.registry import TASKS
 
@@ -36,17 +36,19 @@ def _base(outputs, mask):
 class SJMTTask:
   """One sigmoid per label of `groups`; per sample only its dataset's labels."""
   groups: Sequence[str] = ('expression', 'aus')
+  # Trains on the union label space (`labels`, `label_mask`) of its data.
+  union_labels: ClassVar[bool] = True
 
   def __post_init__(self):
-    mixing.label_space(self.groups)  # raises on unknown groups
+    labels.label_space(self.groups)  # raises on unknown groups
 
   @property
   def label_groups(self) -> Tuple[str, ...]:
-    return mixing.label_space(self.groups)
+    return labels.label_space(self.groups)
 
   @property
   def num_outputs(self) -> int:
-    return mixing.num_labels(self.groups)
+    return labels.num_labels(self.groups)
 
   @property
   def primary_metric(self) -> Tuple[str, str]:
@@ -61,7 +63,7 @@ class SJMTTask:
         raise ValueError(f'batch labels have {batch["labels"].shape[-1]} entries, '
                          f'task.groups={self.label_groups} needs {self.num_outputs}')
       return batch['labels'], batch['label_mask']
-    return mixing.union_targets(batch, self.groups, xp=jnp)
+    return labels.union_targets(batch, self.groups, xp=jnp)
 
   def loss(self, outputs, batch, mask=None):
     outputs = outputs.astype(jnp.float32)
@@ -73,7 +75,7 @@ class SJMTTask:
     has_any = jnp.any(known, -1).astype(jnp.float32)
     total = jnp.sum(per) / jnp.maximum(jnp.sum(has_any), 1.0)
     aux = {}
-    for g, sl in mixing.group_slices(self.groups).items():
+    for g, sl in labels.group_slices(self.groups).items():
       n = jnp.sum(jnp.any(known[:, sl], -1))
       aux[f'loss/{g}'] = jnp.sum(per[:, sl]) / jnp.maximum(n, 1.0)
     return total, aux
@@ -81,7 +83,7 @@ class SJMTTask:
   def predict(self, outputs) -> Dict[str, jax.Array]:
     """Sigmoid score of every label of every group, for every image."""
     s = jax.nn.sigmoid(outputs.astype(jnp.float32))
-    return {g: s[:, sl] for g, sl in mixing.group_slices(self.groups).items()}
+    return {g: s[:, sl] for g, sl in labels.group_slices(self.groups).items()}
 
   def report(self, pred, batch):
     return multitask_report.group_report(pred, batch, self.label_groups)
@@ -97,28 +99,29 @@ class ClassicalMultitaskTask:
   (evaluation on one dataset) use the first head of each group.
   """
   heads: Sequence[Sequence[str]] = (('expression',), ('aus',))
+  union_labels: ClassVar[bool] = True
 
   def __post_init__(self):
     for h in self.heads:
-      mixing.label_space(h)
+      labels.label_space(h)
 
   def _layout(self):
     """[(head index, group, slice)] over the output vector."""
     out, start = [], 0
     for i, h in enumerate(self.heads):
-      for g in mixing.label_space(h):
-        n = len(mixing.GROUP_NAMES[g])
+      for g in labels.label_space(h):
+        n = len(labels.GROUP_NAMES[g])
         out.append((i, g, slice(start, start + n)))
         start += n
     return out
 
   @property
   def num_outputs(self) -> int:
-    return sum(mixing.num_labels(h) for h in self.heads)
+    return sum(labels.num_labels(h) for h in self.heads)
 
   @property
   def label_groups(self) -> Tuple[str, ...]:
-    return mixing.label_space(set().union(*map(set, self.heads)))
+    return labels.label_space(set().union(*map(set, self.heads)))
 
   def _first_head(self, g):
     return next(i for i, h in enumerate(self.heads) if g in h)

@@ -9,6 +9,10 @@ Every process runs the same program (`launch/train.py`); after `initialize`,
 them apart, and the loop's data mesh spans them all. Call it before anything
 touches a JAX backend.
 
+`is_lead`, `from_lead` and `barrier` are what a multi-process job beside the
+train loop needs (the personalization study): which process writes the files,
+process 0's value of a host array on every process, and a meeting point.
+
 `Preemption` is the loop's stop signal: on SIGTERM every process agrees on one
 step, saves there and stops. With the distributed runtime this is JAX's
 preemption sync point (`multihost_utils.reached_preemption_sync_point`: the
@@ -21,7 +25,9 @@ import threading
 from typing import Optional
 
 import jax
+import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
 MODES = ('none', 'auto', 'explicit')
 
@@ -103,6 +109,30 @@ def initialize(mode: str = 'none', coordinator_address: Optional[str] = None,
   return True
 
 
+def is_lead() -> bool:
+  """Whether this process writes the shared files (process 0)."""
+  return jax.process_index() == 0
+
+
+def from_lead(tree):
+  """Process 0's value of a tree of numpy arrays (the same shapes on every
+  process), on every process; a collective: all must call it together."""
+  if jax.process_count() == 1:
+    return tree
+  def enc(a):  # psum underneath: no bools
+    a = np.asarray(a)
+    return a.astype(np.int32) if a.dtype == bool else a
+  out = multihost_utils.broadcast_one_to_all(jax.tree.map(enc, tree))
+  return jax.tree.map(lambda o, a: np.asarray(o).astype(np.asarray(a).dtype),
+                      out, tree)
+
+
+def barrier(name: str):
+  """Every process waits here until all have come (no-op in one process)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
 class Preemption:
   """`reached(step)`, called by every process after every step, is True at the
   one step where all of them must save and stop after a SIGTERM.
@@ -151,7 +181,6 @@ class Preemption:
 
   def reached(self, step: int) -> bool:
     if self.sync:
-      from jax.experimental import multihost_utils
       return bool(multihost_utils.reached_preemption_sync_point(int(step)))
     return self._flag.is_set()
 

@@ -7,6 +7,8 @@ from typing import Dict
 import jax
 import numpy as np
 
+from fer_jax import atomic
+
 
 def _scalar(v):
   v = np.asarray(v)
@@ -53,10 +55,7 @@ def read_metrics(workdir: str):
 
 
 def write_json(path: str, obj):
-  """Writes JSON atomically (temp file + rename), from process 0."""
+  """Writes a run's JSON file atomically, from process 0."""
   if jax.process_index() != 0:
     return
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(obj, f, indent=2, sort_keys=True, default=_scalar)
-  os.replace(tmp, path)
+  atomic.write_json(path, obj, indent=2, sort_keys=True, default=_scalar)

@@ -7,10 +7,13 @@ newest checkpoint in `workdir` if there is one, trains with a jitted data-parall
 step, evaluates every `eval_every_steps`, keeps the best checkpoint by
 `best_metric`, and writes `metrics.jsonl` and `results.json`.
 
-Data options this loop reads beyond one train source:
+The training data, one source or a mixture, comes from one entry point
+(`fer_jax.data.train_data.build_train`). Data options this loop reads beyond
+one train source:
   data.mixture       several training datasets mixed by grain
-                     (fer_jax/data/mixing.py); with the 'affect' task every
-                     entry must annotate one of its targets
+                     (fer_jax/data/mixing.py); a task without union labels
+                     (`task.union_labels`: the 'affect' task) needs every
+                     entry to annotate one of its targets
   data.test_sources  {prefix: data section} evaluated after training on
                      other datasets than `data.name/source` (e.g. 004 trains on
                      KDEF + AffectNet, validates on KDEF and tests on FER-2013):
@@ -38,7 +41,10 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from fer_jax.data import pipeline
+from fer_jax.data import statistics
 from fer_jax.data.sources import get_source
+from fer_jax.data.train_data import build_train
+from fer_jax.face import points
 from fer_jax.models import get_model
 from fer_jax.tasks import get_task
 from fer_jax.train import callbacks as callbacks_lib
@@ -89,7 +95,7 @@ def derived_config(config: ml_collections.ConfigDict, workdir: str = None):
     if need_stats:
       stats = stored.get('data', {}).get('featurewise_stats')
       if not stats:
-        stats = pipeline.featurewise_stats_of_config(data)
+        stats = statistics.featurewise_stats_of_config(data, points.find_points)
         print(f'Feature-wise normalisation: mean {np.round(stats["mean"], 3)}, '
               f'std {np.round(stats["std"], 3)} (training images).', flush=True)
       c.data.featurewise_stats = ml_collections.ConfigDict(
@@ -97,8 +103,7 @@ def derived_config(config: ml_collections.ConfigDict, workdir: str = None):
     if need_counts:
       counts = stored.get('task', {}).get('class_counts')
       if not counts:
-        from fer_jax.data import mixing  # pylint: disable=g-import-not-at-top
-        counts = mixing.class_counts(
+        counts = statistics.class_counts(
             data, num_classes=c.task.get('expression_classes', 7))
         print(f'Class balancing: training class counts {np.round(counts, 1)}.',
               flush=True)
@@ -175,25 +180,13 @@ class Trainer:
     self.task = get_task(**config.task)
     self.model = build_model(config, self.task)
     self.mesh = mesh_lib.data_mesh()
-    # --- mixture: train data from config.data.mixture when set.
-    self.union_labels = True
-    if config.data.get('mixture'):
-      from fer_jax.data import mixing
-      from fer_jax.tasks.affect import AffectTask
-      self.train_source = None
-      # The ordinary affect task reads the canonical label fields: every entry
-      # must carry one of its targets; no union label space is built for it.
-      self.union_labels = not isinstance(self.task, AffectTask)
-      if not self.union_labels:
-        mixing.check_task_groups(config.data, self.task.targets)
-      num_train = mixing.mixture_num_records(config.data)
-    else:
-      self.train_source = pipeline.limit(
-          get_source(config.data, config.data.train_split),
-          config.data.get('train_records', 0))
-      num_train = len(self.train_source)
-      check_expression_classes(self.task, self.train_source, config.data.name)
-    # --- end mixture
+    # One source or a mixture (config.data.mixture); a task without union
+    # labels reads the canonical label fields of every mixture entry.
+    self.train_data = build_train(config.data, self.task.union_labels,
+                                  getattr(self.task, 'targets', ()))
+    if self.train_data.source is not None:
+      check_expression_classes(self.task, self.train_data.source, config.data.name)
+    num_train = self.train_data.num_records
     self.batch_size = config.batch_size
     self.steps_per_epoch = pipeline.steps_per_epoch(num_train, self.batch_size)
     self.total_steps = config.get('total_steps') or (
@@ -226,7 +219,7 @@ class Trainer:
   def preprocess(self, split: str, data_config=None):
     data_config = data_config or self.config.data
     return pipeline.preprocess_from_config(
-        data_config, name=f'{data_config.name}/{split}')
+        data_config, name=f'{data_config.name}/{split}', detector=points.find_points)
 
   def evaluate(self, state, split: str, prefix: str = 'val',
                data=None) -> Dict[str, float]:
@@ -279,17 +272,9 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
   if start:
     print(f'Resuming {workdir} from step {start}.', flush=True)
 
-  # --- mixture
-  if config.data.get('mixture'):
-    from fer_jax.data import mixing
-    ds = mixing.train_mixture(config.data, t.preprocess(config.data.train_split),
-                              t.batch_size, t.total_steps, config.seed,
-                              jax.process_index(), jax.process_count(),
-                              union_labels=t.union_labels)
-  else:  # --- end mixture
-    ds = pipeline.train_dataset(t.train_source, t.preprocess(config.data.train_split),
-                                t.batch_size, t.total_steps, config.seed,
-                                jax.process_index(), jax.process_count())
+  ds = t.train_data.dataset(t.preprocess(config.data.train_split), t.batch_size,
+                            t.total_steps, config.seed, jax.process_index(),
+                            jax.process_count())
   batches = pipeline.to_iterator(ds, start=start, num_threads=config.data.num_threads)
   progress = _Progress(start, t.total_steps, t.batch_size, enabled=config.get('progress', True))
   pending = []

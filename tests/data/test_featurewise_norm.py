@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fer_jax.data import pipeline
+from fer_jax.data import statistics
 
 
 class _Images:
@@ -34,7 +35,7 @@ def _keras(x, mean, std):  # ImageDataGenerator.standardize
 def test_statistics_and_normalisation_match_numpy():
   src = _Images(23, 0)
   x = src.images.astype(np.float64)
-  stats = pipeline.featurewise_stats(src, PRE)
+  stats = statistics.featurewise_stats_of_source(src, PRE)
   np.testing.assert_allclose(stats['mean'], x.mean((0, 1, 2)), rtol=1e-12)
   np.testing.assert_allclose(stats['std'], x.std((0, 1, 2)), rtol=1e-10)
   pre = pipeline.Preprocess(image_size=6, channels=3, normalize='featurewise',
@@ -47,7 +48,7 @@ def test_statistics_and_normalisation_match_numpy():
   np.testing.assert_allclose(out.mean((0, 1, 2)), 0, atol=1e-5)
   np.testing.assert_allclose(out.std((0, 1, 2)), 1, atol=1e-5)
   # From a subset: evenly spaced records of the first `limit`.
-  sub = pipeline.featurewise_stats(src, PRE, num_records=4, limit=10)
+  sub = statistics.featurewise_stats_of_source(src, PRE, num_records=4, limit=10)
   idx = np.unique(np.linspace(0, 9, 4).round().astype(int))
   np.testing.assert_allclose(sub['mean'], x[idx].mean((0, 1, 2)), rtol=1e-12)
   np.testing.assert_allclose(sub['std'], x[idx].std((0, 1, 2)), rtol=1e-10)
@@ -62,23 +63,31 @@ def _data(**kw):
       'normalize': 'featurewise', 'num_threads': 1, **kw})
 
 
+def _with_stats(data_config):
+  # What the train loop writes into a run's config before preprocessing.
+  data_config.featurewise_stats = statistics.featurewise_stats_of_config(data_config)
+  return data_config
+
+
 def test_stats_of_a_config_one_source_or_a_mixture(monkeypatch):
   from fer_jax.data import sources
   fakes = {'a': _Images(12, 1), 'b': _Images(30, 2, offset=60)}
   monkeypatch.setattr(sources, 'get_source',
                       lambda d, split: fakes[d.source.which])
   xa, xb = (fakes[k].images.astype(np.float64) for k in 'ab')
-  pre = pipeline.preprocess_from_config(_data(train_records=5))
+  pre = pipeline.preprocess_from_config(_with_stats(_data(train_records=5)))
   np.testing.assert_allclose(pre.featurewise_mean, xa[:5].mean((0, 1, 2)))
   np.testing.assert_allclose(pre.featurewise_std, xa[:5].std((0, 1, 2)))
   # A mixture weighted by size: the statistics of the concatenation.
   mix = _data(mixture=[dict(name='x', source=dict(which='a'), weight='size'),
                        dict(name='x', source=dict(which='b'), weight='size')])
-  pre = pipeline.preprocess_from_config(mix)
+  pre = pipeline.preprocess_from_config(_with_stats(mix))
   both = np.concatenate([xa, xb])
   np.testing.assert_allclose(pre.featurewise_mean, both.mean((0, 1, 2)))
   np.testing.assert_allclose(pre.featurewise_std, both.std((0, 1, 2)))
   # Statistics written in the config are used as they are.
+  with pytest.raises(ValueError, match='featurewise_stats'):
+    pipeline.preprocess_from_config(_data())  # none given: nothing to normalise by
   given = _data(featurewise_stats={'mean': (1.0, 2.0, 3.0), 'std': (2.0,) * 3})
   pre = pipeline.preprocess_from_config(given)
   assert pre.featurewise_mean == (1.0, 2.0, 3.0)
@@ -107,7 +116,7 @@ def test_the_loop_computes_them_once_and_a_resumed_run_reuses_them(
   # Resumed (a new process: empty cache): read back from config.json, the
   # training images not touched.
   monkeypatch.setattr(sources, 'get_source', lambda d, split: 1 / 0)
-  monkeypatch.setattr(pipeline, '_STATS_CACHE', {})
+  monkeypatch.setattr(statistics, '_STATS_CACHE', {})
   again = loop.derived_config(c, str(tmp_path))
   assert again.data.featurewise_stats.to_dict() == (
       resolved.data.featurewise_stats.to_dict())

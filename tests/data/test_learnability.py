@@ -6,6 +6,7 @@ import pytest
 from tests.conftest import tiny_config
 
 
+@pytest.mark.expensive
 @pytest.mark.slow
 def test_small_cnn_learns_the_wild_affectnet_like_preset(tmp_path):
   from fer_jax.data.sources import get_source

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fer_jax.data import mixing, pipeline
+from fer_jax.data import labels, mixing, pipeline
 
 
 class _Fake:
@@ -64,11 +64,11 @@ def test_exclusive_groups_are_known_negatives():
   # compound_like: a basic record is a known negative for every compound class.
   rec = {'expression': np.int32(3), 'compound': np.int32(-1), 'aus': np.zeros(14),
          'has_expression': True, 'has_compound': False, 'has_aus': False}
-  y, m = mixing.union_targets(rec, ('expression', 'aus', 'compound'),
+  y, m = labels.union_targets(rec, ('expression', 'aus', 'compound'),
                               ('expression', 'compound'))
   assert y.shape == (36,) and y.sum() == 1 and y[3] == 1
   assert m[:7].all() and not m[7:21].any() and m[21:].all()
-  _, m = mixing.union_targets(rec, ('expression', 'aus', 'compound'))
+  _, m = labels.union_targets(rec, ('expression', 'aus', 'compound'))
   assert not m[21:].any()  # without dataset groups only has_* counts
 
 

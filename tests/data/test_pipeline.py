@@ -83,3 +83,23 @@ def test_bad_records_are_named():
   rec['image'] = np.zeros((0, 5, 3), np.uint8)
   with pytest.raises(pipeline.BadRecordError, match='record 8: image'):
     pipeline.Preprocess(24)(rec)
+
+
+def test_a_crop_without_points_asks_the_detector_it_is_given():
+  # The pipeline sits below the face stage: the detector comes in as a function.
+  from fer_jax.data import crops
+  img = np.random.default_rng(0).integers(0, 256, (40, 40, 3), np.uint8)
+  record = {'image': img, 'eyes': np.full((2, 2), np.nan), 'index': 4}
+  eyes = np.asarray([[12.0, 15.0], [27.0, 16.0]])
+  asked = []
+
+  def detector(image, what, where):
+    asked.append((what, where))
+    return eyes
+  out = pipeline.Preprocess(24, crop='eyes', normalize='none', name='sfew',
+                            detector=detector)(record)['image']
+  assert asked == [('eyes', 'sfew record 4')]
+  np.testing.assert_array_equal(out, crops.align_by_eyes(img, eyes, 24).astype(np.float32))
+  with pytest.raises(ValueError, match='sfew record 4: the eyes crop needs eyes; '
+                     'the record has none and no face detector was given'):
+    pipeline.Preprocess(24, crop='eyes', name='sfew')(record)

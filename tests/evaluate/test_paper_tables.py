@@ -1,7 +1,7 @@
-"""The papers' tables (fer_jax/evaluate/paper_tables.py) from hand-made results."""
+"""The papers' tables (launch/paper_tables.py) from hand-made results."""
 import ml_collections
 
-from fer_jax.evaluate import paper_tables as pt
+from launch import paper_tables as pt
 
 
 def _row(md, start):
@@ -51,7 +51,7 @@ def test_001_and_004_tables():
 
 
 def test_report_overrides_reach_nested_keys():
-  from fer_jax.protocols import paper_runs as report
+  from launch import paper_runs as report
   c = ml_collections.ConfigDict({'total_steps': 1, 'data': {'train_records': 0,
                                                            'name': 'x'}})
   report.apply_overrides(c, ['total_steps=7', 'data.train_records=100',

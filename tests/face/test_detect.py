@@ -71,8 +71,10 @@ def test_pipeline_eye_crop_of_a_photo_without_eyes_uses_the_detector():
   """001 on real photographs (SFEW has no landmarks): the pipeline's 'eyes'
   crop takes the detector's eyes and goes through the same crop function."""
   from fer_jax.data import crops, pipeline
+  from fer_jax.face import points
   img = skimage_data.astronaut()
-  prep = pipeline.Preprocess(image_size=64, channels=1, crop='eyes', normalize='unit')
+  prep = pipeline.Preprocess(image_size=64, channels=1, crop='eyes', normalize='unit',
+                             detector=points.find_points)
   record = {'image': img, 'eyes': np.full((2, 2), np.nan), 'expression': 3,
             'has_expression': True, 'index': 5}
   out = prep(record)['image']

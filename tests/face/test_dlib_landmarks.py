@@ -8,7 +8,7 @@ pytest.importorskip('dlib')
 skimage_data = pytest.importorskip('skimage.data')
 
 from fer_jax.data import crops, pipeline  # noqa: E402
-from fer_jax.face import detect_face, landmarks  # noqa: E402
+from fer_jax.face import detect_face, landmarks, points  # noqa: E402
 from tests.face.test_detect import ASTRONAUT_EYES, ASTRONAUT_FACE  # noqa: E402
 
 # The tip of the chin, read on a 4x zoom of astronaut(); it lies below the Haar
@@ -72,7 +72,8 @@ def test_pipeline_landmark_crop_of_a_photo_without_landmarks(astronaut):
   """002 on real photographs: the 'landmarks' crop of a record without them
   takes the detector's face and dlib's points, through the same crop."""
   img, _, pts = astronaut
-  prep = pipeline.Preprocess(image_size=48, crop='landmarks', normalize='none')
+  prep = pipeline.Preprocess(image_size=48, crop='landmarks', normalize='none',
+                             detector=points.find_points)
   record = {'image': img, 'landmarks': np.full((68, 2), np.nan, np.float32),
             'index': 3}
   out = prep(record)['image']

@@ -7,7 +7,7 @@ import pytest
 
 from fer_jax import predict
 from fer_jax.data import pipeline
-from fer_jax.face import landmarks
+from fer_jax.face import landmarks, points
 
 EXTRA = "pip install 'fer_jax[landmarks]'"
 
@@ -28,7 +28,8 @@ def test_dlib_landmarks_names_the_extra(no_dlib):
 
 
 def test_pipeline_landmark_crop_without_landmarks_names_record_and_extra(no_dlib):
-  prep = pipeline.Preprocess(image_size=32, crop='landmarks', name='sfew')
+  prep = pipeline.Preprocess(image_size=32, crop='landmarks', name='sfew',
+                             detector=points.find_points)
   record = {'image': np.zeros((64, 64, 3), np.uint8), 'index': 7,
             'landmarks': np.full((68, 2), np.nan, np.float32)}
   with pytest.raises(ImportError, match='sfew record 7: the landmark-box crop') as e:
@@ -43,7 +44,7 @@ def test_pipeline_landmark_crop_without_landmarks_names_record_and_extra(no_dlib
 
 def test_predictor_falls_back_to_the_box_and_says_how(no_dlib, capsys):
   crop = predict.crop_of_training('landmarks', 48, '/runs/u002')
-  assert crop == predict.CropSpec('box', size=48)
+  assert crop == predict.CropSpec('box')
   err = capsys.readouterr().err
   assert '/runs/u002: trained on landmark-box crops' in err and EXTRA in err
   assert predict.crop_of_training('eyes', 48, 'x').method == 'eyes'

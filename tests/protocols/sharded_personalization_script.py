@@ -18,7 +18,8 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from fer_jax.models import get_model  # noqa: E402
-from fer_jax.protocols import finetune as ft  # noqa: E402
+from fer_jax.train import batched  # noqa: E402
+from fer_jax.train import mesh as mesh_lib  # noqa: E402
 
 
 def engine(out):
@@ -33,17 +34,19 @@ def engine(out):
   for i, s in enumerate(sizes):
     rows[i, :s] = rng.choice(n_data, s, replace=False)
   zeros = jnp.zeros(len(sizes), jnp.int32)
-  sub = ft.Subsets(jnp.asarray(rows), jnp.asarray(sizes, jnp.int32), zeros,
-                   zeros, ft.model_keys(jax.random.key(7), np.arange(len(sizes))))
+  sub = batched.Subsets(jnp.asarray(rows), jnp.asarray(sizes, jnp.int32),
+                        zeros, zeros,
+                        batched.model_keys(jax.random.key(7),
+                                           np.arange(len(sizes))))
   tx = optax.sgd(1e-2, momentum=0.9, nesterov=True)
-  recipe = ft.Recipe(batch_size=8, epochs=3)
+  recipe = batched.Recipe(batch_size=8, epochs=3)
   params = jax.tree.map(lambda h: jnp.stack([h] * len(sizes)), head)
   result = {}
-  for name, mesh in (('one', None), ('sharded', ft.model_mesh())):
-    tr = ft.BatchedTrainer(ft.head_apply(model), tx, recipe, segment_steps=4,
-                           mesh=mesh)
+  for name, mesh in (('one', None), ('sharded', mesh_lib.model_mesh())):
+    tr = batched.BatchedTrainer(batched.head_apply(model), tx, recipe,
+                                segment_steps=4, mesh=mesh)
     state, _ = tr.train(tr.init(params, {}), x, y, sub)
-    for k, v in ft_flat(state.params).items():
+    for k, v in flat(state.params).items():
       result[f'{name}/{k}'] = np.asarray(v)
     if mesh is not None:
       result['devices'] = np.asarray(len(state.params['fc1']['kernel']
@@ -54,7 +57,7 @@ def engine(out):
   np.savez(out, **result)
 
 
-def ft_flat(tree):
+def flat(tree):
   from fer_jax.models import partition
   return {'/'.join(k): v for k, v in partition.flatten(tree).items()}
 
@@ -62,7 +65,7 @@ def ft_flat(tree):
 def study(workdir, pretrain_dir=''):
   from tests.conftest import tiny_config
   from configs.personalization import common
-  from fer_jax.protocols import personalization as pz
+  from fer_jax.protocols.personal import study as personal_study
   pre = tiny_config(**{'data.eval_records': 32, 'total_steps': 20})
   pre.data.image_size = 16
   pre.model = dict(name='small_cnn', widths=(4,), hidden=16, dropout=0.0)
@@ -78,7 +81,7 @@ def study(workdir, pretrain_dir=''):
   c.runtime.verbose = False
   c.runtime.full_unroll = True
   c.runtime.full_segment_steps = 4
-  pz.run_study(c, workdir)
+  personal_study.run_study(c, workdir)
 
 
 if __name__ == '__main__':

@@ -49,6 +49,7 @@ def test_cascade_sigkilled_in_stage_two_resumes_to_the_same_run(tmp_path):
                      _read_json(run / 'results.json'), 'results.json')
 
 
+@pytest.mark.expensive
 @pytest.mark.slow
 def test_cascade_beats_direct_fine_tuning_on_the_small_set(tmp_path):
   from configs.transfer import cascade_001

@@ -73,8 +73,7 @@ def test_plot_writes_a_png_for_one_and_several_runs(run, tmp_path):
            'train/lr_scale': 1.0 if s < 5 else 0.1} for s in range(1, 11)]
   rows += [{'step': s, 'val/loss': 1.0 / s, 'val/rmse_mean': 0.5 / s} for s in (5, 10)]
   (fake / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
-  sys.path.insert(0, os.path.join(ROOT, 'launch'))
-  import plot
+  from launch import plot
   out = tmp_path / 'curves.png'
   drawn = plot.plot_runs([str(fake), run], str(out))
   assert drawn[:3] == ['train/loss', 'val/loss', 'val/rmse_mean']
@@ -87,6 +86,7 @@ def test_plot_writes_a_png_for_one_and_several_runs(run, tmp_path):
   assert (tmp_path / 'e.png').stat().st_size > 0
 
 
+@pytest.mark.expensive
 def test_wild_trained_model_generalizes_to_lab_better_than_the_reverse(tmp_path):
   """002's generalization result on the synthetic presets: the same net and
   budget trained on the wild set (sfew_like) scores higher on the lab set

@@ -79,6 +79,7 @@ def test_fit_weights_find_a_perfect_member_and_the_least_squares_optimum():
   np.testing.assert_allclose(ensemble.fit_weights(members, y), [0.8, 0.2], atol=0.01)
 
 
+@pytest.mark.expensive
 def test_rank_weighted_ensemble_of_three_trained_models_matches_its_best(tmp_path):
   """004's result on trained nets: three differently built and seeded models,
   ranked by validation accuracy, ensembled with w_i = R(A_i) / sum R; on the

@@ -15,8 +15,10 @@ import numpy as np
 import optax
 import pytest
 
-from fer_jax.protocols import finetune as ft
-from fer_jax.protocols import personalization as pz
+from fer_jax.protocols.personal import data as personal_data
+from fer_jax.protocols.personal import plan as plan_lib
+from fer_jax.protocols.personal import report
+from fer_jax.train import batched
 
 # (subject, clip, frame) of every frame, rows shuffled so that no code can rely
 # on a subject's frames being contiguous or in clip order. Subject 2 is outside
@@ -29,12 +31,12 @@ _FRAMES = [
 _PERM = np.random.default_rng(3).permutation(len(_FRAMES))
 
 
-def _data(labels=None) -> pz.PersonalData:
+def _data(labels=None) -> personal_data.PersonalData:
   f = np.asarray(_FRAMES)[_PERM]
   n = len(f)
   if labels is None:
     labels = np.zeros((n, 2), np.float32)
-  return pz.PersonalData(images=np.zeros((n, 1, 1, 1), np.float32),
+  return personal_data.PersonalData(images=np.zeros((n, 1, 1, 1), np.float32),
                          labels=np.asarray(labels, np.float32), subject=f[:, 0],
                          clip=f[:, 1], frame=f[:, 2])
 
@@ -50,7 +52,7 @@ def _rows(*frames):
 
 def _config(**kw):
   c = dict(folds=2, seed=0, fold_by='clip', samplers=('random',),
-           fractions=(0.5,), conditions=pz.CONDITIONS)
+           fractions=(0.5,), conditions=plan_lib.CONDITIONS)
   c.update(kw)
   return ml_collections.ConfigDict(c)
 
@@ -69,15 +71,15 @@ def test_no_test_frame_or_frame_of_a_test_clip_is_ever_trained_on(folds):
                    fractions=(0.3, 1.0))
   data = _data()
   subjects = np.array([0, 1])
-  fold = pz.make_folds(config, data, subjects)
+  fold = personal_data.make_folds(config, data, subjects)
   assert (fold[data.subject == 2] == -1).all()
   n = len(data.subject)
   rng = np.random.default_rng(0)
   mc = [rng.normal(size=(4, n, 2)).astype(np.float32)]
-  orders = pz.selection_orders(config, _nets(('valence', 'arousal')), [None],
+  orders = plan_lib.selection_orders(config, _nets(('valence', 'arousal')), [None],
                                [None], mc, data, fold, subjects,
                                jax.random.key(0))
-  plan = pz.build_plan(config, _nets(('valence', 'arousal')), data, fold,
+  plan = plan_lib.build_plan(config, _nets(('valence', 'arousal')), data, fold,
                        subjects, orders)
   # Per subject and fold: 1 Transfer 100%, 2 samplers x 2 fractions, 1 No
   # Transfer.
@@ -104,19 +106,19 @@ def test_frame_folds_are_contiguous_blocks_in_clip_frame_order():
   # which cut clip 11 in two (the fallback does not keep clips whole).
   config = _config(folds=3, fold_by='frames')
   data = _data()
-  fold = pz.make_folds(config, data, np.array([1]))
+  fold = personal_data.make_folds(config, data, np.array([1]))
   want = {(1, 20, 0): 0, (1, 20, 1): 0, (1, 21, 0): 1, (1, 21, 1): 1,
           (1, 22, 0): 2, (1, 22, 1): 2}
   got = {f: int(fold[_row(*f)]) for f in _FRAMES if f[0] == 1}
   assert got == want
   assert (fold[data.subject != 1] == -1).all()
   config = _config(folds=2, fold_by='frames')
-  fold = pz.make_folds(config, data, np.array([0]))
+  fold = personal_data.make_folds(config, data, np.array([0]))
   first = [(0, 10, 0), (0, 10, 1), (0, 10, 2), (0, 11, 0)]
   for f in _FRAMES:
     if f[0] == 0:
       assert fold[_row(*f)] == (0 if f in first else 1), f
-  plan = pz.build_plan(_config(folds=2, fold_by='frames', samplers=()),
+  plan = plan_lib.build_plan(_config(folds=2, fold_by='frames', samplers=()),
                        _nets(('valence', 'arousal')), data, fold,
                        np.array([0]), {})
   # Test fold 0 = the first block, trained on the second, and back.
@@ -140,15 +142,15 @@ def _mcdue_study(fractions):
                    fractions=fractions, conditions=('transfer_100',))
   data = _data()
   subjects = np.array([1])
-  fold = pz.make_folds(config, data, subjects)
+  fold = personal_data.make_folds(config, data, subjects)
   s = np.zeros(len(data.subject), np.float32)
   for f, v in _STD.items():
     s[_row(*f)] = v
   mc = [np.stack([s, -s])[:, :, None]]  # [T=2, N, P=1]
   nets = _nets(('valence',))
-  orders = pz.selection_orders(config, nets, [None], [None], mc, data, fold,
+  orders = plan_lib.selection_orders(config, nets, [None], [None], mc, data, fold,
                                subjects, jax.random.key(0))
-  return orders, pz.build_plan(config, nets, data, fold, subjects, orders)
+  return orders, plan_lib.build_plan(config, nets, data, fold, subjects, orders)
 
 
 def test_mcdue_orders_the_training_fold_by_descending_dropout_std():
@@ -191,15 +193,15 @@ def test_random_order_is_the_same_for_every_net_and_prefixes_nest():
   config = _config(folds=2, samplers=('random',), fractions=(0.25, 0.5, 1.0))
   data = _data()
   subjects = np.array([0, 1])
-  fold = pz.make_folds(config, data, subjects)
+  fold = personal_data.make_folds(config, data, subjects)
   nets = _nets(('valence',), ('arousal',))
-  orders = pz.selection_orders(config, nets, [None, None], [None, None],
+  orders = plan_lib.selection_orders(config, nets, [None, None], [None, None],
                                [None, None], data, fold, subjects, jax.random.key(5))
   for s in (0, 1):
     for k in range(2):
       np.testing.assert_array_equal(orders[(0, s, k, 'random')],
                                     orders[(1, s, k, 'random')])
-  plan = pz.build_plan(config, nets, data, fold, subjects, orders)
+  plan = plan_lib.build_plan(config, nets, data, fold, subjects, orders)
   by = {}
   for i in range(len(plan)):
     if plan.condition[i] == 'sweep':
@@ -217,7 +219,7 @@ def test_engine_evaluate_sums_squared_errors_over_valid_test_rows_only():
   # Two linear models pred = w * x on 1-d features; model 1 reads the second
   # feature and label blocks (offset 4).
   apply = lambda p, e, x, keys, train: (p['w'] * x, e)  # noqa: E731
-  trainer = ft.BatchedTrainer(apply, optax.sgd(0.1), ft.Recipe(2, 1))
+  trainer = batched.BatchedTrainer(apply, optax.sgd(0.1), batched.Recipe(2, 1))
   x = np.array([[1.], [2.], [3.], [4.], [10.], [20.], [30.], [40.]], np.float32)
   y = np.array([[1.], [1.], [2.], [2.], [5.], [6.], [7.], [8.]], np.float32)
   state = trainer.init({'w': jnp.array([2., 1.])}, {})
@@ -234,7 +236,7 @@ def test_engine_evaluate_sums_squared_errors_over_valid_test_rows_only():
 
 
 def test_model_rows_give_each_target_the_rmse_of_its_test_fold():
-  plan = pz.Plan()
+  plan = plan_lib.Plan()
   common = dict(kind='head', net=0, sampler='', fraction=1.0)
   plan.add(subject=0, fold=0, condition='transfer_100', train=np.arange(3),
            test=np.arange(3, 5), **common)
@@ -243,7 +245,7 @@ def test_model_rows_give_each_target_the_rmse_of_its_test_fold():
   done = {0: dict(sse=np.array([2., 8.]), count=2, loss=0.25),
           1: dict(sse=np.array([36., 4.]), count=4, loss=0.5)}
   t0 = [dict(target='valence', condition='transfer_0', rmse=9.)]
-  rows = pz.model_rows(plan, done, _nets(('valence', 'arousal')), t0)
+  rows = report.model_rows(plan, done, _nets(('valence', 'arousal')), t0)
   assert rows[0] is t0[0]
   got = [(r['target'], r['fold'], r['rmse'], r['n_train'], r['n_test'],
           r['final_loss'], r['model_id']) for r in rows[1:]]
@@ -280,7 +282,7 @@ def _transfer0_rows():
       out_a[r, 0] = labels[r, 1] + e_a
   # Frames with fold -1 (not in any test fold) must not count anywhere.
   out_v[fold == -1] = out_a[fold == -1] = 100.
-  return pz.transfer0_rows(_nets(('valence',), ('arousal',)), [out_v, out_a],
+  return report.transfer0_rows(_nets(('valence',), ('arousal',)), [out_v, out_a],
                            data, fold, np.array([0, 1]), 2)
 
 
@@ -300,7 +302,7 @@ def test_transfer_0_rows_compare_each_nets_output_with_its_own_target():
 
 
 def test_rmse_is_averaged_per_fold_then_per_subject_then_over_subjects():
-  summary = pz.summarize(_transfer0_rows())
+  summary = report.summarize(_transfer0_rows())
   got = {r['target']: r for r in summary}
   # Valence: subject 0 (1 + 3) / 2 = 2, subject 1 (2 + 4) / 2 = 3: mean 2.5,
   # std over subjects 0.5. (Pooling the frames would give subject 0
@@ -326,7 +328,7 @@ def test_summary_keeps_conditions_samplers_and_fractions_apart():
       rows.append(dict(target='arousal', condition=cond, sampler=sampler,
                        fraction=frac, subject=s, fold=k, n_train=n + s,
                        rmse=r))
-  summary = pz.summarize(rows)
+  summary = report.summarize(rows)
   # Subjects 1.5 and 4: mean 2.75, std 1.25 (times 2, 3, plus 1, plus 2).
   got = [(r['condition'], r['sampler'], r['fraction'], r['rmse_mean'],
           r['rmse_std'], r['n_train']) for r in summary]
@@ -352,7 +354,7 @@ def _sweep_rows():
       ('sweep', 'random', 0.5): (0.35, 0.55),
       ('sweep', 'mcdue', 0.1): (0.45, 0.75),
       ('sweep', 'mcdue', 0.5): (0.25, 0.45)}
-  for ti, t in enumerate(pz.TARGETS):
+  for ti, t in enumerate(personal_data.TARGETS):
     for (cond, sampler, frac), means in per_subject.items():
       means = [m + ti for m in means]  # arousal: one more
       for s, m in enumerate(means):
@@ -377,8 +379,8 @@ def _capture_figures(monkeypatch):
 
 def test_results_files_hold_the_summary_of_the_model_rows(tmp_path):
   rows, want = _sweep_rows()
-  summary = pz.summarize(rows)
-  pz.write_results(str(tmp_path), _config(), summary, rows)
+  summary = report.summarize(rows)
+  report.write_results(str(tmp_path), _config(), summary, rows)
   with open(tmp_path / 'results.csv') as f:
     table = list(csv.DictReader(f))
   assert len(table) == len(want)
@@ -396,15 +398,15 @@ def test_results_files_hold_the_summary_of_the_model_rows(tmp_path):
                 r['rmse']) for r in rows]
   with open(tmp_path / 'results.json') as f:
     doc = json.load(f)
-  for t in pz.TARGETS:
-    for c in pz.CONDITIONS:
+  for t in personal_data.TARGETS:
+    for c in plan_lib.CONDITIONS:
       frac = 0.0 if c == 'transfer_0' else 1.0
       np.testing.assert_allclose(
           [doc['conditions'][t][c]['rmse_mean'],
            doc['conditions'][t][c]['rmse_std']], want[(t, c, '', frac)],
           atol=1e-9)
   assert len(doc['rows']) == len(want)
-  table = pz.conditions_table(summary)
+  table = report.conditions_table(summary)
   assert '0.4000 ± 0.100' in table and '1.4000 ± 0.100' in table  # Transfer 100%
 
 
@@ -412,12 +414,12 @@ def test_sweep_plot_draws_each_samplers_means_and_the_transfer_100_line(
     tmp_path, monkeypatch):
   rows, want = _sweep_rows()
   figs = _capture_figures(monkeypatch)
-  pz.plot_sweep(pz.summarize(rows), str(tmp_path / 'sweep.png'))
+  report.write_plots(str(tmp_path), report.summarize(rows))
   assert (tmp_path / 'sweep.png').stat().st_size > 0
-  (fig,) = figs
+  _, fig = figs  # conditions.png, then sweep.png
   axes = fig.axes
-  assert [ax.get_title() for ax in axes] == list(pz.TARGETS)
-  for ax, t in zip(axes, pz.TARGETS):
+  assert [ax.get_title() for ax in axes] == list(personal_data.TARGETS)
+  for ax, t in zip(axes, personal_data.TARGETS):
     lines = {l.get_label(): l for l in ax.get_lines()}
     assert sorted(lines) == ['Transfer 100%', 'mcdue', 'random']
     for s in ('mcdue', 'random'):
@@ -433,17 +435,17 @@ def test_conditions_plot_bars_are_the_condition_means_with_their_spread(
     tmp_path, monkeypatch):
   rows, want = _sweep_rows()
   figs = _capture_figures(monkeypatch)
-  pz.plot_conditions(pz.summarize(rows), str(tmp_path / 'conditions.png'))
+  report.write_plots(str(tmp_path), report.summarize(rows))
   assert (tmp_path / 'conditions.png').stat().st_size > 0
-  (fig,) = figs
+  fig, _ = figs  # conditions.png, then sweep.png
   (ax,) = fig.axes
   bars = [c for c in ax.containers if hasattr(c, 'patches')]
-  assert [b.get_label() for b in bars] == [pz.CONDITION_NAMES[c]
-                                           for c in pz.CONDITIONS]
-  for b, c in zip(bars, pz.CONDITIONS):
+  assert [b.get_label() for b in bars] == [report.CONDITION_NAMES[c]
+                                           for c in plan_lib.CONDITIONS]
+  for b, c in zip(bars, plan_lib.CONDITIONS):
     frac = 0.0 if c == 'transfer_0' else 1.0
-    means = [want[(t, c, '', frac)][0] for t in pz.TARGETS]
-    stds = [want[(t, c, '', frac)][1] for t in pz.TARGETS]
+    means = [want[(t, c, '', frac)][0] for t in personal_data.TARGETS]
+    stds = [want[(t, c, '', frac)][1] for t in personal_data.TARGETS]
     np.testing.assert_allclose([p.get_height() for p in b.patches], means,
                                atol=1e-9)
     # The error bar of each bar spans mean - std .. mean + std.

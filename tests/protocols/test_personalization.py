@@ -1,6 +1,7 @@
-"""Paper 000's personalization study, its parts: the batched engine against one
-model trained alone, bf16 rounding, MC dropout, folds, bad input and the
-feature cache (the end-to-end study: test_personalization_study.py)."""
+"""Paper 000's personalization study, its parts: the engine's epoch order, bf16
+rounding, MC dropout, folds, bad input and the feature cache (the engine against
+one model trained plainly: test_finetune_reference.py; the end-to-end study:
+test_personalization_study.py)."""
 import copy
 import os
 import re
@@ -11,92 +12,21 @@ import numpy as np
 import optax
 import pytest
 
+from fer_jax import atomic
 from fer_jax.models import get_model
-from fer_jax.protocols import finetune as ft
 from fer_jax.protocols import kfold
-from fer_jax.protocols import personalization as pz
-
-
-def _max_diff(a, b):
-  return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
-             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-
-def _subsets(sizes, n_pad, n_data, seed=0, x_off=None):
-  rng = np.random.default_rng(seed)
-  rows = np.zeros((len(sizes), n_pad), np.int32)
-  for i, s in enumerate(sizes):
-    rows[i, :s] = rng.choice(n_data, s, replace=False)
-  m = len(sizes)
-  off = np.zeros(m, np.int32) if x_off is None else np.asarray(x_off, np.int32)
-  return rows, ft.Subsets(jnp.asarray(rows), jnp.asarray(sizes, jnp.int32),
-                          jnp.asarray(off), jnp.asarray(off),
-                          ft.model_keys(jax.random.key(7), np.arange(m)))
-
-
-# ------------------------------------------------------ batched == alone
-
-
-@pytest.mark.parametrize('map_batch', [0, 2])
-def test_batched_heads_equal_each_model_trained_alone(map_batch):
-  model = get_model('small_cnn', num_outputs=1, hidden=16, dropout=0.5)
-  d, n_data = 12, 120
-  rng = np.random.default_rng(0)
-  # Two 'nets' (twin feature / label blocks), as the study stacks them.
-  x = rng.normal(size=(2 * n_data, d)).astype(np.float32)
-  y = rng.normal(size=(2 * n_data, 1)).astype(np.float32)
-  heads = [model.init({'params': jax.random.key(i)}, jnp.zeros((1, d)),
-                      method='predict_head')['params']['head'] for i in (0, 1)]
-  sizes = [1, 5, 8, 9, 23, 40, 0]  # partial batches, one padded dummy model
-  net = np.array([0, 1, 0, 1, 1, 0, 0])
-  rows, sub = _subsets(sizes, 48, n_data, x_off=net * n_data)
-  tx = optax.sgd(1e-2, momentum=0.9, nesterov=True)
-  recipe = ft.Recipe(batch_size=8, epochs=3)
-  trainer = ft.BatchedTrainer(ft.head_apply(model), tx, recipe,
-                              segment_steps=4, map_batch=map_batch)
-  params = jax.tree.map(lambda *h: jnp.stack(h)[net], *heads)
-  state, _ = trainer.train(trainer.init(params, {}), jnp.asarray(x),
-                           jnp.asarray(y), sub)
-  for i, s in enumerate(sizes):
-    alone, _ = ft.reference_train(ft.head_apply(model), tx, recipe,
-                                  heads[net[i]], {}, x, y,
-                                  rows[i, :s] + net[i] * n_data, sub.key[i])
-    got = jax.tree.map(lambda a: a[i], state.params)
-    assert _max_diff(got, alone) < 1e-5, (i, s)
-    if s == 0:  # a dummy model never moves
-      assert _max_diff(got, heads[net[i]]) == 0
-
-
-def test_batched_whole_nets_with_batchnorm_equal_alone():
-  model = get_model('small_cnn', num_outputs=1, widths=(4,), hidden=8,
-                    dropout=0.5)
-  n_data = 64
-  rng = np.random.default_rng(1)
-  x = rng.uniform(size=(n_data, 8, 8, 3)).astype(np.float32)
-  y = rng.normal(size=(n_data, 1)).astype(np.float32)
-  sizes = [8, 13, 24]
-  rows, sub = _subsets(sizes, 24, n_data)
-  tx = optax.sgd(1e-2, momentum=0.9, nesterov=True)
-  recipe = ft.Recipe(batch_size=8, epochs=2, drop_remainder=True)
-  keys = jax.random.split(jax.random.key(3), len(sizes))
-  vs = [model.init({'params': k}, x[:1]) for k in keys]
-  params = jax.tree.map(lambda *a: jnp.stack(a), *[v['params'] for v in vs])
-  stats = jax.tree.map(lambda *a: jnp.stack(a), *[v['batch_stats'] for v in vs])
-  trainer = ft.BatchedTrainer(ft.full_apply(model), tx, recipe, segment_steps=3)
-  state, _ = trainer.train(trainer.init(params, stats), jnp.asarray(x),
-                           jnp.asarray(y), sub)
-  for i, s in enumerate(sizes):
-    p, e = ft.reference_train(ft.full_apply(model), tx, recipe, vs[i]['params'],
-                              vs[i]['batch_stats'], x, y, rows[i, :s],
-                              sub.key[i])
-    assert _max_diff(jax.tree.map(lambda a: a[i], state.params), p) < 1e-5
-    assert _max_diff(jax.tree.map(lambda a: a[i], state.extra), e) < 1e-5
+from fer_jax.protocols.personal import data as personal_data
+from fer_jax.protocols.personal import features
+from fer_jax.protocols.personal import plan as plan_lib
+from fer_jax.protocols.personal import pretrain
+from fer_jax.protocols.personal import runner
+from fer_jax.train import batched
 
 
 def test_epoch_order_ignores_padding():
   key = jax.random.key(0)
-  a = np.asarray(ft.epoch_order(key, 3, 17, 17))
-  b = np.asarray(ft.epoch_order(key, 3, 17, 40))
+  a = np.asarray(batched.epoch_order(key, 3, 17, 17))
+  b = np.asarray(batched.epoch_order(key, 3, 17, 40))
   np.testing.assert_array_equal(a, b[:17])
   assert sorted(b[:17]) == list(range(17))
 
@@ -107,7 +37,7 @@ def test_bf16_updates_are_stochastically_rounded_and_unbiased():
   # 1e-3 / 2**-7, so the mean over many keys is 1 + 1e-3.
   p = {'w': jnp.ones((4096,), jnp.bfloat16)}
   u = {'w': jnp.full((4096,), 1e-3, jnp.bfloat16)}
-  got = ft.apply_updates(p, u, jax.random.key(0))['w'].astype(jnp.float32)
+  got = batched.apply_updates(p, u, jax.random.key(0))['w'].astype(jnp.float32)
   assert set(np.unique(np.asarray(got)).tolist()) <= {1.0, 1 + 2**-7}
   ulp_hits = float(np.mean(np.asarray(got) > 1))
   want = float(jnp.asarray(1e-3, jnp.bfloat16).astype(jnp.float32)) / 2**-7
@@ -115,7 +45,7 @@ def test_bf16_updates_are_stochastically_rounded_and_unbiased():
   assert float(optax.apply_updates(p, u)['w'][0]) == 1.0  # nearest: lost
   f32 = {'w': jnp.ones((3,))}
   np.testing.assert_array_equal(  # float32 leaves: plain addition
-      ft.apply_updates(f32, {'w': jnp.full((3,), 1e-3)}, jax.random.key(0))['w'],
+      batched.apply_updates(f32, {'w': jnp.full((3,), 1e-3)}, jax.random.key(0))['w'],
       np.full(3, 1.001, np.float32))
 
 
@@ -127,21 +57,21 @@ def test_mc_dropout_vmapped_passes_equal_a_loop():
   x = np.random.default_rng(0).normal(size=(20, 10)).astype(np.float32)
   head = model.init({'params': jax.random.key(0)}, x[:1],
                     method='predict_head')['params']['head']
-  apply = ft.head_apply(model)
+  apply = batched.head_apply(model)
   keys = jax.random.split(jax.random.key(1), 6)
-  got = np.asarray(ft.mc_dropout_predict(apply, head, x, keys))
-  loop = np.stack([np.asarray(ft.mc_dropout_predict(apply, head, x, k[None])[0])
+  got = np.asarray(batched.mc_dropout_predict(apply, head, x, keys))
+  loop = np.stack([np.asarray(batched.mc_dropout_predict(apply, head, x, k[None])[0])
                    for k in keys])
   np.testing.assert_allclose(got, loop, atol=1e-6)
   assert got.shape == (6, 20, 1)
   assert (got.std(0) > 0).all()
   # Splitting the frames into batches draws the same masks.
   ids = np.arange(20)
-  parts = [np.asarray(ft.mc_dropout_predict(apply, head, x[s], keys, ids[s]))
+  parts = [np.asarray(batched.mc_dropout_predict(apply, head, x[s], keys, ids[s]))
            for s in (slice(0, 7), slice(7, 20))]
   np.testing.assert_allclose(np.concatenate(parts, 1), got, atol=1e-6)
-  none = np.asarray(ft.mc_dropout_predict(
-      ft.head_apply(model.clone(dropout=0.0)), head, x, keys))
+  none = np.asarray(batched.mc_dropout_predict(
+      batched.head_apply(model.clone(dropout=0.0)), head, x, keys))
   assert (none == none[:1]).all()  # p = 0: every pass the same, std 0
 
 
@@ -171,20 +101,20 @@ def test_folds_refuse_too_few_clips_or_frames():
 
 
 def test_fraction_selecting_zero_samples_names_subject_and_fraction():
-  assert pz.num_selected(0.05, 40, 3, 0) == 2
+  assert plan_lib.num_selected(0.05, 40, 3, 0) == 2
   with pytest.raises(ValueError, match='Subject 3 fold 1: fraction 0.05'):
-    pz.num_selected(0.05, 9, 3, 1)
+    plan_lib.num_selected(0.05, 9, 3, 1)
 
 
 def test_nan_labels_name_the_subject():
   labels = np.zeros((6, 2), np.float32)
   labels[4, 1] = np.nan
-  data = pz.PersonalData(images=np.zeros((6, 2, 2, 3)), labels=labels,
+  data = personal_data.PersonalData(images=np.zeros((6, 2, 2, 3)), labels=labels,
                          subject=np.array([0, 0, 0, 5, 5, 5]),
                          clip=np.array([0, 0, 1, 2, 2, 3]),
                          frame=np.array([0, 1, 0, 0, 1, 0]))
   with pytest.raises(ValueError, match='Subject 5: arousal label is NaN'):
-    pz.check_personal_data(data)
+    personal_data.check_personal_data(data)
 
 
 # ------------------------------------------------------------ feature cache
@@ -198,22 +128,22 @@ def test_features_from_another_backbone_are_refused(tmp_path):
   cfg.model = dict(name='small_cnn', widths=(4,), hidden=8)
   model = get_model('small_cnn', num_outputs=1, widths=(4,), hidden=8)
   v = model.init({'params': jax.random.key(0)}, jnp.zeros((1, 8, 8, 3)))
-  net = pz.Net('valence', ('valence',), cfg, model, jax.tree.map(np.asarray, v))
+  net = pretrain.Net('valence', ('valence',), cfg, model, jax.tree.map(np.asarray, v))
   study = ml_collections.ConfigDict(dict(
       personal=dict(name='synthetic', source=dict(preset='amigos_like')),
       runtime=dict(feature_batch=4, verbose=False)))
-  data = pz.PersonalData(
+  data = personal_data.PersonalData(
       images=np.random.default_rng(0).uniform(size=(6, 8, 8, 3)).astype(
           np.float32), labels=np.zeros((6, 2), np.float32),
       subject=np.zeros(6), clip=np.zeros(6), frame=np.arange(6))
-  first = pz.cached_features(study, str(tmp_path), net, data)
-  again = pz.cached_features(study, str(tmp_path), net, data)
+  first = features.cached_features(study, str(tmp_path), net, data)
+  again = features.cached_features(study, str(tmp_path), net, data)
   np.testing.assert_array_equal(first, again)
   other = copy.deepcopy(net)
   other.variables['params']['features']['conv0']['kernel'] += 1e-3
   path = os.path.join(str(tmp_path), 'features', 'valence.npz')
-  with pytest.raises(pz.CacheMismatchError, match=re.escape(path)):
-    pz.cached_features(study, str(tmp_path), other, data)
+  with pytest.raises(features.CacheMismatchError, match=re.escape(path)):
+    features.cached_features(study, str(tmp_path), other, data)
 
 
 def _tiny_feature_net():
@@ -224,11 +154,11 @@ def _tiny_feature_net():
   cfg.model = dict(name='small_cnn', widths=(4,), hidden=8)
   model = get_model('small_cnn', num_outputs=1, widths=(4,), hidden=8)
   v = model.init({'params': jax.random.key(0)}, jnp.zeros((1, 8, 8, 3)))
-  net = pz.Net('valence', ('valence',), cfg, model, jax.tree.map(np.asarray, v))
+  net = pretrain.Net('valence', ('valence',), cfg, model, jax.tree.map(np.asarray, v))
   study = ml_collections.ConfigDict(dict(
       personal=dict(name='synthetic', source=dict(preset='amigos_like')),
       runtime=dict(feature_batch=4, verbose=False)))
-  data = pz.PersonalData(
+  data = personal_data.PersonalData(
       images=np.random.default_rng(0).uniform(size=(6, 8, 8, 3)).astype(
           np.float32), labels=np.zeros((6, 2), np.float32),
       subject=np.zeros(6), clip=np.zeros(6), frame=np.arange(6))
@@ -244,7 +174,7 @@ def test_a_damaged_feature_cache_is_moved_aside_and_extracted_again(tmp_path,
                                                                      caplog):
   import logging
   study, net, data = _tiny_feature_net()
-  first = pz.cached_features(study, str(tmp_path), net, data)
+  first = features.cached_features(study, str(tmp_path), net, data)
   path = os.path.join(str(tmp_path), 'features', 'valence.npz')
   size = os.path.getsize(path)
 
@@ -264,7 +194,7 @@ def test_a_damaged_feature_cache_is_moved_aside_and_extracted_again(tmp_path,
     bad = open(path, 'rb').read()
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-      again = pz.cached_features(study, str(tmp_path), net, data)
+      again = features.cached_features(study, str(tmp_path), net, data)
     np.testing.assert_array_equal(first, again)
     (line,) = _damage_warnings(caplog, path)
     aside = f'{path}.damaged' + (f'.{n}' if n else '')
@@ -274,7 +204,7 @@ def test_a_damaged_feature_cache_is_moved_aside_and_extracted_again(tmp_path,
   caplog.clear()
   with caplog.at_level(logging.WARNING):
     np.testing.assert_array_equal(
-        pz.cached_features(study, str(tmp_path), net, data), first)
+        features.cached_features(study, str(tmp_path), net, data), first)
   assert not _damage_warnings(caplog, path)
 
 
@@ -286,14 +216,14 @@ def test_a_damaged_chunk_file_leaves_its_models_to_train_again(tmp_path,
   bad = str(personal / 'chunk-head-0000002-00002.npz')
   short = str(personal / 'chunk-head-0000004-00002.npz')
   for path, ids in ((good, [0, 1]), (bad, [2, 3]), (short, [4, 5])):
-    pz._savez_atomic(path, ids=np.asarray(ids), sse=np.ones((2, 2)),
+    atomic.savez(path, ids=np.asarray(ids), sse=np.ones((2, 2)),
                      count=np.full(2, 7), loss=np.full(2, 0.5))
   with open(bad, 'r+b') as f:
     f.truncate(os.path.getsize(bad) - 1)
-  pz._savez_atomic(short, ids=np.asarray([4, 5]), sse=np.ones((1, 2)),
+  atomic.savez(short, ids=np.asarray([4, 5]), sse=np.ones((1, 2)),
                    count=np.full(2, 7), loss=np.full(2, 0.5))
   with caplog.at_level(logging.WARNING):
-    done = pz._done_models(str(tmp_path))
+    done = runner.done_models(str(tmp_path))
   assert sorted(done) == [0, 1]
   assert done[1]['count'] == 7 and done[1]['loss'] == 0.5
   assert 'train its models again' in _damage_warnings(caplog, bad)[0]

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from fer_jax.protocols import personalization as pz
+from fer_jax.protocols.personal import study
 from fer_jax.train import workdir as workdir_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
@@ -54,7 +54,7 @@ def _chunks(workdir):
 def reference(tmp_path_factory):
   """The uninterrupted study (its pre-trained net is reused by the others)."""
   workdir = str(tmp_path_factory.mktemp('reference'))
-  pz.run_study(_config(), workdir)
+  study.run_study(_config(), workdir)
   assert len(_chunks(workdir)) == 2
   return workdir
 
@@ -83,7 +83,7 @@ def test_damaged_chunks_and_features_are_moved_aside_and_redone(
     f.write(b'\x00\x01' * 32)
   garbled = open(second, 'rb').read()
   with caplog.at_level(logging.WARNING):
-    pz.run_study(_config(), workdir)
+    study.run_study(_config(), workdir)
   _same_results(workdir, reference)
   warnings = [r.getMessage() for r in caplog.records
               if r.levelno == logging.WARNING and 'is damaged' in r.getMessage()]
@@ -109,8 +109,8 @@ def test_sigterm_in_the_chunk_phase_saves_and_exits_0_then_resumes(
   script = f'''
 import os, runpy, sys, time
 sys.path.insert(0, {ROOT!r})
-from fer_jax.protocols import personalization as pz
-real = pz.run_study
+from fer_jax.protocols.personal import study
+real = study.run_study
 def on_chunk(info):
   open({marker!r}, 'w').close()
   deadline = time.time() + 120
@@ -118,7 +118,7 @@ def on_chunk(info):
     time.sleep(0.05)
   time.sleep(0.5)  # the SIGTERM's Python handler runs by then, whichever
                    # thread the kernel handed the signal to
-pz.run_study = lambda config, workdir: real(config, workdir, on_chunk=on_chunk)
+study.run_study = lambda config, workdir: real(config, workdir, on_chunk=on_chunk)
 sys.argv = {[LAUNCHER, f'--config={CONFIG}', f'--workdir={workdir}',
              f'--config.pretrain_dir={os.path.join(reference, "pretrain")}'] +
             [f'--config.{k}={v}' for k, v in OVERRIDES.items()]!r}
@@ -149,7 +149,7 @@ runpy.run_path({LAUNCHER!r}, run_name='__main__')
   assert 'Traceback' not in out
   assert len(_chunks(workdir)) == 1
   assert not os.path.exists(os.path.join(workdir, 'models.csv'))
-  pz.run_study(_config(pretrain_dir=os.path.join(reference, 'pretrain')),
+  study.run_study(_config(pretrain_dir=os.path.join(reference, 'pretrain')),
                workdir)
   assert len(_chunks(workdir)) == 2
   _same_results(workdir, reference)
@@ -158,13 +158,13 @@ runpy.run_path({LAUNCHER!r}, run_name='__main__')
 def test_bad_names_fail_before_pretraining_with_one_line(tmp_path, monkeypatch):
   def no_pretraining(*a, **k):
     raise AssertionError('pre-training started')
-  monkeypatch.setattr(pz, 'pretrain', no_pretraining)
+  monkeypatch.setattr(study, 'pretrain', no_pretraining)
   config = _config(**{'personal.subjects': '(0, 42)', 'samplers': "('gsz',)",
                       'finetune.optim.name': 'sgdd',
                       'pretrain.model.name': 'resnet9000'})
   workdir = str(tmp_path / 'study')
   with pytest.raises(workdir_lib.ConfigError) as e:
-    pz.run_study(config, workdir)
+    study.run_study(config, workdir)
   msg = str(e.value)
   assert '\n' not in msg
   for part in ("personal.subjects: [42] not in personal", 'subjects 0-9',

@@ -8,7 +8,11 @@ import os
 import numpy as np
 import pytest
 
-from fer_jax.protocols import personalization as pz
+from fer_jax.protocols.personal import runner
+from fer_jax.protocols.personal import study
+
+# The reduced study takes ~10 min of CPU: .ci/run's second stage runs it.
+pytestmark = pytest.mark.expensive
 
 
 # ------------------------------------------------------- the reduced study
@@ -26,7 +30,7 @@ def reduced_study(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('study'))
   config = synthetic.get_config('reduced')
   config.runtime.verbose = False
-  make_folds = pz.make_folds
+  make_folds = study.make_folds
 
   def seen(config, data, subjects):
     folds = make_folds(config, data, subjects)
@@ -34,8 +38,8 @@ def reduced_study(tmp_path_factory):
                          clip=data.clip, folds=folds, subjects=subjects)
     return folds
   with pytest.MonkeyPatch.context() as mp:
-    mp.setattr(pz, 'make_folds', seen)
-    res = pz.run_study(config, workdir)
+    mp.setattr(study, 'make_folds', seen)
+    res = study.run_study(config, workdir)
   return config, workdir, res
 
 
@@ -109,10 +113,10 @@ def test_interrupted_study_resumes_to_the_same_results(reduced_study, tmp_path,
   config.fractions = (0.5,)
   config.samplers = ('gsx',)
   config.finetune.epochs = config.no_transfer.epochs = 2
-  load = pz.load_personal_data
+  load = study.load_personal_data
   data = load(config)  # rendered once for the three runs below
-  monkeypatch.setattr(pz, 'load_personal_data', lambda c: copy.deepcopy(data))
-  full = pz.run_study(config, str(tmp_path / 'full'))
+  monkeypatch.setattr(study, 'load_personal_data', lambda c: copy.deepcopy(data))
+  full = study.run_study(config, str(tmp_path / 'full'))
 
   # Interrupted after 3 chunks (the heads' 2 and one No Transfer net), by an
   # exception from the callback; then resumed with other chunk sizes.
@@ -125,13 +129,13 @@ def test_interrupted_study_resumes_to_the_same_results(reduced_study, tmp_path,
     if len(seen) == 3:
       raise KeyboardInterrupt
   with pytest.raises(KeyboardInterrupt):
-    pz.run_study(config, part, on_chunk=boom)
+    study.run_study(config, part, on_chunk=boom)
   assert seen == ['head', 'head', 'full']
   assert len(os.listdir(os.path.join(part, 'personal'))) == 3
   config.runtime.max_models_per_chunk = 3
-  with pytest.raises(pz.StudyInterrupted):  # the other way to stop
-    pz.run_study(config, part, max_chunks=0)
-  resumed = pz.run_study(config, part)
+  with pytest.raises(runner.StudyInterrupted):  # the other way to stop
+    study.run_study(config, part, max_chunks=0)
+  resumed = study.run_study(config, part)
   key = lambda r: (r['target'], r['condition'], r['sampler'], r['subject'],
                    r['fold'])
   want = {key(r): r['rmse'] for r in full['models']}
@@ -150,12 +154,12 @@ def test_bf16_dense_parts_match_float32_within_two_percent(reduced_study,
   config.pretrain_dir = os.path.join(study_dir, 'pretrain')
   config.conditions, config.samplers = ('transfer_100',), ()
   config.personal.subjects = (0, 2)  # the easiest and the hardest arousal
-  data = pz.load_personal_data(config)
-  monkeypatch.setattr(pz, 'load_personal_data', lambda c: copy.deepcopy(data))
+  data = study.load_personal_data(config)
+  monkeypatch.setattr(study, 'load_personal_data', lambda c: copy.deepcopy(data))
   rmse = {}
   for dtype in ('float32', 'bfloat16'):
     config.finetune.dtype = dtype
-    res = pz.run_study(config, str(tmp_path / dtype))
+    res = study.run_study(config, str(tmp_path / dtype))
     rmse[dtype] = {r['target']: r['rmse_mean'] for r in res['summary']}
   for t in ('valence', 'arousal'):
     assert abs(rmse['bfloat16'][t] / rmse['float32'][t] - 1) < 0.02, rmse

@@ -26,8 +26,8 @@ def test_paper_settings():
 def test_report_grid_runs_cv_and_cross_dataset(tmp_path):
   """One fold per dataset, a few steps: the grid trains, each dataset's best fold
   is scored on the other dataset's test split, and the tables are written."""
-  from fer_jax.evaluate import paper_tables
-  from fer_jax.protocols import paper_runs
+  from launch import paper_tables
+  from launch import paper_runs
   overrides = ['kfold.folds=(1,)', 'total_steps=12', 'schedule.warmup_steps=2', 'data.train_records=300',
                'data.eval_records=64', 'eval_every_steps=12',
                'checkpoint_every_steps=12', 'batch_size=16']
@@ -59,7 +59,7 @@ def test_wild_trained_va_model_generalizes_to_lab_better_than_the_reverse(tmp_pa
   (fold 0 of each dataset, 500 steps on 6000 records), each model scored on the
   other dataset's whole test split. Measured (session 4): afew_va -> semaine
   PCC arousal 0.44, valence 0.55; semaine -> afew_va 0.21, 0.11."""
-  from fer_jax.protocols import paper_runs
+  from launch import paper_runs
   overrides = ['kfold.folds=(0,)', 'data.train_records=6000', 'total_steps=500']
   _, cross = paper_runs.run_002(str(tmp_path), 'reduced', overrides, True)
   pcc = {ds: np.mean([cross[(ds, 'small_cnn')][f'{t}/pcc']

@@ -6,7 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from fer_jax.data import mixing
+from fer_jax.data import statistics
 from fer_jax.tasks import get_task
 from fer_jax.tasks.affect import balanced_class_weights
 
@@ -89,18 +89,18 @@ def test_class_counts_of_one_source_and_of_a_mixture(monkeypatch):
                       lambda d, split: fakes[d.source.which])
   one = ml_collections.ConfigDict({'name': 'x', 'source': {'which': 'a'},
                                    'train_split': 'train', 'train_records': 0})
-  assert mixing.class_counts(one) == (6, 2, 0, 0, 0, 0, 2)
+  assert statistics.class_counts(one) == (6, 2, 0, 0, 0, 0, 2)
   mix = ml_collections.ConfigDict({'train_split': 'train', 'mixture': [
       dict(name='x', source=dict(which='a'), weight='size'),
       dict(name='x', source=dict(which='b'), weight='size')]})
   # 'size' weights: the concatenated datasets' counts.
-  np.testing.assert_allclose(mixing.class_counts(mix), (6, 22, 0, 10, 0, 0, 2))
+  np.testing.assert_allclose(statistics.class_counts(mix), (6, 22, 0, 10, 0, 0, 2))
   mix.mixture[1]['weight'] = 30.0   # same as 'size'
   mix.mixture[0]['weight'] = 30.0   # now half of the samples from each
-  np.testing.assert_allclose(mixing.class_counts(mix),
+  np.testing.assert_allclose(statistics.class_counts(mix),
                              40 * (0.5 * np.bincount(a, minlength=7) / 10 +
                                    0.5 * np.bincount(b, minlength=7) / 30))
   mix.mixture[1]['train_records'] = 20  # the first 20 of b: all class 1
-  np.testing.assert_allclose(mixing.class_counts(mix),
+  np.testing.assert_allclose(statistics.class_counts(mix),
                              30 * (0.5 * np.bincount(a, minlength=7) / 10 +
                                    0.5 * np.eye(7)[1]))

@@ -87,9 +87,7 @@ def test_bigger_paper_backbones_build(arg):
 
 @_expensive
 def test_sjmt_beats_single_task_and_predicts_generating_aus(tmp_path):
-  import sys
-  sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'launch'))
-  import compare_multitask as cm
+  from launch import compare_multitask as cm
   rows = {}
   for kind in ('single_expression', 'sjmt'):
     c, _ = cm.train(kind, '', str(tmp_path))
@@ -105,9 +103,7 @@ def test_sjmt_beats_single_task_and_predicts_generating_aus(tmp_path):
 @_expensive
 def test_sjmt_beats_single_task_on_compound_expressions(tmp_path):
   """003 Table 4: with few compound images, SJMT's AU data helps."""
-  import sys
-  sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'launch'))
-  import compare_multitask as cm
+  from launch import compare_multitask as cm
   acc = {}
   for kind in ('single_compound', 'sjmt_compound'):
     c, _ = cm.train(kind, '', str(tmp_path))

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fer_jax.data import mixing
+from fer_jax.data import labels
 from fer_jax.evaluate import multitask_report as mr
 from fer_jax.tasks import get_task
 
@@ -28,7 +28,7 @@ def _batch():
 
 def _with_mixture_labels(b):
   b = dict(b)
-  b['labels'], b['label_mask'] = mixing.union_targets(
+  b['labels'], b['label_mask'] = labels.union_targets(
       b, ('expression', 'aus'), None)
   return b
 

@@ -2,7 +2,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from fer_jax.data import labels, mixing
+from fer_jax.data import labels
 from fer_jax.tasks import get_task
 
 
@@ -33,12 +33,12 @@ def test_union_label_mask_drops_uncoded_aus():
   n = len(labels.AUS)
   aus = np.zeros(n, np.float32)
   aus[0], aus[5] = 1.0, labels.AU_MISSING
-  y, m = mixing.union_targets({'aus': aus, 'has_aus': True, 'expression': -1,
+  y, m = labels.union_targets({'aus': aus, 'has_aus': True, 'expression': -1,
                                'has_expression': False}, ('expression', 'aus'))
-  sl = mixing.group_slices(('expression', 'aus'))['aus']
+  sl = labels.group_slices(('expression', 'aus'))['aus']
   assert y[sl][0] == 1.0 and y[sl][5] == 0.0
   assert m[sl].tolist() == [True] * 5 + [False] + [True] * (n - 6)
-  assert not m[mixing.group_slices(('expression', 'aus'))['expression']].any()
+  assert not m[labels.group_slices(('expression', 'aus'))['expression']].any()
 
 
 def test_classical_multitask_au_loss_skips_uncoded_aus():

@@ -74,7 +74,7 @@ def test_train_mode_base_equals_eval_mode_and_the_default_still_updates(tmp_path
   # Moving statistics far from any batch's, so batch statistics would show.
   stats = jax.tree.map(lambda v: v * 0.5 + 0.25, state.batch_stats)
   variables = {'params': state.params, 'batch_stats': stats}
-  ds = pipeline.train_dataset(t.train_source, t.preprocess('train'), 16, 2, 0)
+  ds = pipeline.train_dataset(t.train_data.source, t.preprocess('train'), 16, 2, 0)
   x = ds[0]['image']
   eval_out = t.model.apply(variables, x, train=False, method='embed')
   with step_lib.inference_batchnorm(t.frozen_bn):

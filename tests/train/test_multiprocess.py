@@ -178,6 +178,7 @@ def _check_resumed(workdir, out, step, reference):
   assert os.path.exists(os.path.join(workdir, 'results.json'))
 
 
+@pytest.mark.expensive
 @pytest.mark.slow
 def test_sigterm_two_processes_save_at_one_step_and_resume(tmp_path, reference):
   run = str(tmp_path / 'run')
@@ -212,7 +213,7 @@ from fer_jax.train.loop import Trainer
 
 c = tiny_config()
 t = Trainer(c, sys.argv[2])
-ds = pipeline.train_dataset(t.train_source, t.preprocess(c.data.train_split), t.batch_size,
+ds = pipeline.train_dataset(t.train_data.source, t.preprocess(c.data.train_split), t.batch_size,
                             t.total_steps, c.seed)
 batch = mesh_lib.global_batch(ds[0], t.mesh)
 hlo = t.train_step.lower(t.state, batch).compile().as_text()

@@ -3,7 +3,7 @@ stage's own value) unless they name one; one that reaches nothing is an error.""
 import pytest
 
 from fer_jax import cli
-from fer_jax.protocols import paper_runs
+from launch import paper_runs
 from fer_jax.train import stages as stages_lib
 from fer_jax.train.workdir import ConfigError
 

@@ -1,11 +1,7 @@
 """launch/throughput_model.py against hand-computed step times."""
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'launch'))
-import throughput_model as tm  # noqa: E402
+from launch import throughput_model as tm
 
 
 def test_one_gpu_is_the_measured_figure_and_no_communication():

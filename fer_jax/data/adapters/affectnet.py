@@ -25,7 +25,7 @@ import os
 import numpy as np
 
 from fer_jax.data import labels
-from fer_jax.data.adapters import base, label_maps
+from fer_jax.data.adapters import base, label_maps, shared
 
 CSV_LAYOUT = ('  <manual_dir>/Manually_Annotated_file_lists/training.csv, '
               'validation.csv\n'
@@ -70,7 +70,7 @@ def _csv_entries(manual_dir, split, subset, col):
     reader = csv.reader(f)
     header = [h.strip() for h in next(reader, [])]
     if header != HEADER:
-      raise base.AdapterError(f'{path}:1: expected header {",".join(HEADER)}, got '
+      raise shared.AdapterError(f'{path}:1: expected header {",".join(HEADER)}, got '
                               f'{",".join(header)}')
     for row in reader:
       where = f'{path}:{reader.line_num}'

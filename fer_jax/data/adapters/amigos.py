@@ -32,7 +32,7 @@ import math
 import os
 import re
 
-from fer_jax.data.adapters import base, tables, va_video
+from fer_jax.data.adapters import base, shared, tables, va_video
 
 ANNOTATION_FILES = ('External_Annotations.xlsx', 'External_Annotations.csv')
 USER_COLUMN = 'UserID'
@@ -79,7 +79,7 @@ def amigos(split: str, manual_dir: str, annotations=None,
   rows = tables.read_rows(path)
   first = next(rows, None)
   if first is None:
-    raise base.AdapterError(f'{path}: empty annotation table')
+    raise shared.AdapterError(f'{path}: empty annotation table')
   cols = tables.columns(first[1], first[0], exact={
       'user': USER_COLUMN, 'video': VIDEO_COLUMN, 'segment': SEGMENT_COLUMN},
                         patterns={'v': VALENCE_COLUMNS, 'a': AROUSAL_COLUMNS})
@@ -145,7 +145,7 @@ def amigos(split: str, manual_dir: str, annotations=None,
         if frame < 0 or (count and frame >= count):
           col.drop('past_video_end')
           continue
-        col.add(where=f'{where}: t={t0 + j * sample_every:g}s', image=base.VideoFrame(
+        col.add(where=f'{where}: t={t0 + j * sample_every:g}s', image=shared.VideoFrame(
             vpath, frame), valence=v, arousal=a, has_va=True,
                 subject=int(pair[0]) if pair[0].isdigit() else base.stable_id(pair[0]),
                 clip=clip_of[pair], frame=frame)

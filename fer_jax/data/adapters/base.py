@@ -27,38 +27,26 @@ Conventions for real data:
     for mixtures) and `expression_names` (`labels.EXPRESSIONS`, or
     `labels.EXPRESSIONS_WITH_CONTEMPT` when it may yield contempt = 7).
   * Video datasets give `VideoFrame(path, index)` images, read by
-    `adapters.video` (OpenCV).
+    `adapters.video` (OpenCV). `AdapterError`, `LayoutError` and `VideoFrame`
+    live in `adapters.shared`, which both import.
 """
 import collections
 import os
 import zlib
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import cv2
 import numpy as np
 
 from fer_jax.data import crops, labels
-from fer_jax.data.pipeline import BadRecordError
+from fer_jax.data.adapters import video
+from fer_jax.data.adapters.shared import AdapterError, LayoutError, VideoFrame
 from fer_jax.data.synthetic.source import RECORD_KEYS
 
 SPLITS = ('train', 'validation', 'test')
 NUM_AUS = len(labels.AUS)
 # Index of contempt when a config asks to keep it: after the canonical 7.
 CONTEMPT = len(labels.EXPRESSIONS)
-
-
-class VideoFrame(NamedTuple):
-  """An entry's image that is frame `index` (0-based) of the video at `path`."""
-  path: str
-  index: int
-
-
-class AdapterError(BadRecordError):
-  """Bad input of a real dataset; the message names the file and line."""
-
-
-class LayoutError(FileNotFoundError):
-  """manual_dir does not hold the layout the adapter expects."""
 
 
 def missing_layout(dataset: str, manual_dir: str, missing: str, layout: str):
@@ -234,7 +222,6 @@ class AdapterSource:
     if isinstance(img, str):
       return read_image(img, self.channels)
     if isinstance(img, VideoFrame):
-      from fer_jax.data.adapters import video  # pylint: disable=g-import-not-at-top
       return video.read_frame(img, self.channels)
     img = crops.as_hwc(img)
     if img.shape[-1] != self.channels:

@@ -29,7 +29,7 @@ import os
 import re
 
 from fer_jax.data import labels
-from fer_jax.data.adapters import base, video
+from fer_jax.data.adapters import base, shared, video
 
 DISFA_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
 MAX_INTENSITY = 5
@@ -132,7 +132,7 @@ def disfa(split: str, manual_dir: str, image_size=None, channels: int = 3,
       vpath = os.path.join(manual_dir, vdir, vname.format(subject=s))
       try:
         count, _ = video.probe(vpath)
-      except base.AdapterError as e:
+      except shared.AdapterError as e:
         col.bad(vpath, str(e).split(': ', 1)[-1])
         continue
     for f in frames:
@@ -147,7 +147,7 @@ def disfa(split: str, manual_dir: str, image_size=None, channels: int = 3,
         if count and f > count:
           col.bad(where, f'beyond the {count} frames of {vpath}')
           continue
-        image = base.VideoFrame(vpath, f - 1)
+        image = shared.VideoFrame(vpath, f - 1)
       inten = {au: per_au[au][f] for au in DISFA_AUS if f in per_au[au]}
       aus, au_intensity = base.au_vectors(
           {au: float(i >= threshold) for au, i in inten.items()},

@@ -34,7 +34,7 @@ import os
 import re
 
 from fer_jax.data import labels
-from fer_jax.data.adapters import base, tables
+from fer_jax.data.adapters import base, shared, tables
 
 XLSX_NAMES = ('emotionet_facs_24600.xlsx', 'emotionet_facs_24600.csv')
 TXT_DIR = 'emotioNet_challenge_files'
@@ -58,7 +58,7 @@ def _au_columns(header, where):
     if m:
       au = int(m.group(1))
       if au in cols:
-        raise base.AdapterError(f'{where}: AU{au} appears in two columns')
+        raise shared.AdapterError(f'{where}: AU{au} appears in two columns')
       cols[au] = i
   return cols
 
@@ -127,12 +127,12 @@ def _header_rows(path, ref_column):
   rows = tables.read_rows(path)
   first = next(rows, None)
   if first is None:
-    raise base.AdapterError(f'{path}: empty annotation table')
+    raise shared.AdapterError(f'{path}: empty annotation table')
   where, header = first
   ref = tables.columns(header, where, exact={'ref': ref_column})['ref']
   aus = _au_columns(header, where)
   if not aus:
-    raise base.AdapterError(f"{where}: expected AU columns ('AU 1', AU1, ...); "
+    raise shared.AdapterError(f"{where}: expected AU columns ('AU 1', AU1, ...); "
                             f'found {header}')
   for where, cells in rows:
     if len(cells) <= ref:

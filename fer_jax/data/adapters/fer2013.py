@@ -26,7 +26,7 @@ import os
 import numpy as np
 
 from fer_jax.data import labels
-from fer_jax.data.adapters import base, label_maps
+from fer_jax.data.adapters import base, label_maps, shared
 
 USAGE = {'Training': 'train', 'PublicTest': 'validation', 'PrivateTest': 'test'}
 CSV_LAYOUT = ('  <manual_dir>/fer2013.csv   header emotion,pixels,Usage\n'
@@ -60,7 +60,7 @@ def read_fer_csv(path: str):
     header = [h.strip() for h in next(reader, [])]
     missing = {'emotion', 'pixels', 'Usage'} - set(header)
     if missing:
-      raise base.AdapterError(f'{path}:1: header {header} lacks {sorted(missing)}')
+      raise shared.AdapterError(f'{path}:1: header {header} lacks {sorted(missing)}')
     for row in reader:
       yield reader.line_num, dict(zip(header, (c.strip() for c in row))), len(row)
 
@@ -242,12 +242,12 @@ def ferplus(split: str, manual_dir: str, image_size=None, channels: int = 1,
     reader = csv.reader(f)
     header = [h.strip() for h in next(reader, [])]
     if header[:2] != ['Usage', 'Image name'] or len(header) != 12:
-      raise base.AdapterError(f'{new}:1: expected header Usage,Image name + 10 vote '
+      raise shared.AdapterError(f'{new}:1: expected header Usage,Image name + 10 vote '
                               f'columns, got {header}')
     votes = [(reader.line_num, row) for row in reader]
   old_rows = list(read_fer_csv(old))
   if len(old_rows) != len(votes):
-    raise base.AdapterError(f'{new}: {len(votes)} rows but {old} has '
+    raise shared.AdapterError(f'{new}: {len(votes)} rows but {old} has '
                             f'{len(old_rows)}; the files are joined by row')
   for (line, row), (old_line, orow, _) in zip(votes, old_rows):
     where = f'{new}:{line}'

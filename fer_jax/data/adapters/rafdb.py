@@ -18,7 +18,7 @@ the image's left, as public loaders read it and `crops.align_by_eyes` wants),
 moved with the pixels when image_size resizes the image; the 68 `landmarks`
 stay NaN (5 points are not the iBUG 68). An image without a manual file gets
 NaN eyes (the pipeline's crop='eyes' then asks the face detector,
-`pipeline.detected_eyes`); how many is in `source.notes`. With aligned=True
+`face.points.detected_eyes`); how many is in `source.notes`. With aligned=True
 (the default) eyes are always NaN: the aligned 100x100 crops were warped by a
 transform the dataset does not ship, so the original-image points do not
 apply to them. Gender, race and age are kept in `source.entries` (records

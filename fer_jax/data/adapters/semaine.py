@@ -27,7 +27,7 @@ import collections
 import glob
 import os
 
-from fer_jax.data.adapters import base, tables, va_video, video
+from fer_jax.data.adapters import base, shared, tables, va_video, video
 
 ANNOTATION_FILE = 'semaine_va.csv'
 SESSION_COLUMN = 'session'
@@ -55,13 +55,13 @@ def semaine(split: str, manual_dir: str, annotations: str = ANNOTATION_FILE,
   rows = tables.read_rows(path)
   first = next(rows, None)
   if first is None:
-    raise base.AdapterError(f'{path}: empty annotation table')
+    raise shared.AdapterError(f'{path}: empty annotation table')
   cols = tables.columns(first[1], first[0], exact={
       'session': SESSION_COLUMN, 'subject': SUBJECT_COLUMN, 'frame': FRAME_COLUMN,
       'time': TIME_COLUMN}, patterns={'v': VALENCE_COLUMNS, 'a': AROUSAL_COLUMNS},
                         optional=('subject', 'frame', 'time'))
   if cols['frame'] is None and cols['time'] is None:
-    raise base.AdapterError(f'{first[0]}: expected column {FRAME_COLUMN!r} or '
+    raise shared.AdapterError(f'{first[0]}: expected column {FRAME_COLUMN!r} or '
                             f'{TIME_COLUMN!r}; found {first[1]}')
   pos = cols['frame'] if cols['frame'] is not None else cols['time']
   col = base.Collector(skip_bad)
@@ -101,7 +101,7 @@ def semaine(split: str, manual_dir: str, annotations: str = ANNOTATION_FILE,
       continue
     try:
       count, fps = video.probe(found[0])
-    except base.AdapterError as e:
+    except shared.AdapterError as e:
       col.bad(found[0], str(e).split(': ', 1)[-1])
       continue
     if cols['frame'] is None and fps <= 0:
@@ -122,7 +122,7 @@ def semaine(split: str, manual_dir: str, annotations: str = ANNOTATION_FILE,
       if frame < 0 or (count and frame >= count):
         col.bad(where, f'frame {frame} outside the {count} frames of {found[0]}')
         continue
-      col.add(where=where, image=base.VideoFrame(found[0], frame), valence=v,
+      col.add(where=where, image=shared.VideoFrame(found[0], frame), valence=v,
               arousal=a, has_va=True, subject=sid, clip=clip_of[session],
               frame=frame)
   return base.AdapterSource('semaine', split, col, domain='lab',

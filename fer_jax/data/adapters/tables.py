@@ -15,7 +15,7 @@ import zipfile
 from typing import Dict, Iterator, List, Sequence, Tuple
 from xml.etree import ElementTree
 
-from fer_jax.data.adapters.base import AdapterError
+from fer_jax.data.adapters.shared import AdapterError
 
 _NS = {'m': 'http://schemas.openxmlformats.org/spreadsheetml/2006/main',
        'r': 'http://schemas.openxmlformats.org/officeDocument/2006/relationships',

@@ -6,7 +6,7 @@ import os
 import re
 from typing import Dict, Optional, Sequence, Tuple
 
-from fer_jax.data.adapters import base, video
+from fer_jax.data.adapters import base, shared, video
 
 
 def number(text: str) -> Optional[float]:
@@ -99,6 +99,6 @@ def probe_all(paths, col: base.Collector):
   for p in sorted(set(paths)):
     try:
       out[p] = video.probe(p)
-    except base.AdapterError as e:
+    except shared.AdapterError as e:
       col.bad(p, str(e).split(': ', 1)[-1])
   return out

@@ -17,7 +17,7 @@ import threading
 import cv2
 import numpy as np
 
-from fer_jax.data.adapters.base import AdapterError, VideoFrame
+from fer_jax.data.adapters.shared import AdapterError, VideoFrame
 
 VIDEO_EXT = ('.avi', '.mov', '.mp4', '.mkv', '.m4v', '.wmv', '.mpg', '.mpeg')
 # Forward gaps up to this many frames are decoded (grab) rather than seeked.

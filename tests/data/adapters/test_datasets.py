@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fer_jax.data import labels
-from fer_jax.data.adapters import base
+from fer_jax.data.adapters import base, shared
 from fer_jax.data.sources import DATASETS
 from tests.data.adapters import helpers
 
@@ -84,11 +84,11 @@ def test_affectnet_bad_rows_and_layout(tmp_path):
   write_affectnet(tmp_path, AFFECTNET_ROWS[:1],
                   extra=[['0/x.jpg', 1, 1, 5, 5, '', 12, 0, 0],
                          ['0/missing.jpg', 1, 1, 5, 5, '', 1, 0, 0]])
-  with pytest.raises(base.AdapterError, match=r'training.csv:3: expression 12'):
+  with pytest.raises(shared.AdapterError, match=r'training.csv:3: expression 12'):
     DATASETS.get('affectnet')('train', manual_dir=str(tmp_path))
   src = DATASETS.get('affectnet')('train', manual_dir=str(tmp_path), skip_bad=True)
   assert len(src) == 1 and 'missing.jpg not found' in src.skipped[1]
-  with pytest.raises(base.LayoutError, match='training.csv'):
+  with pytest.raises(shared.LayoutError, match='training.csv'):
     DATASETS.get('affectnet')('train', manual_dir=str(tmp_path / 'nope'))
 
 
@@ -165,7 +165,7 @@ def test_afew_va_out_of_range(tmp_path):
   data = json.loads(p.read_text())
   data['frames']['00001']['valence'] = 11
   p.write_text(json.dumps(data))
-  with pytest.raises(base.AdapterError, match="001.json: frame '00001'.*outside"):
+  with pytest.raises(shared.AdapterError, match="001.json: frame '00001'.*outside"):
     DATASETS.get('afew_va')('all', manual_dir=str(tmp_path))
   assert len(DATASETS.get('afew_va')('all', manual_dir=str(tmp_path),
                                      skip_bad=True)) == 1
@@ -193,7 +193,7 @@ def test_rafdb_labels_and_corrupt_image(tmp_path):
   helpers.through_pipeline(train)
   bad = tmp_path / 'basic' / 'Image' / 'aligned' / 'train_00002_aligned.jpg'
   bad.write_bytes(b'not a jpeg')
-  with pytest.raises(base.AdapterError, match='train_00002_aligned.jpg: corrupt'):
+  with pytest.raises(shared.AdapterError, match='train_00002_aligned.jpg: corrupt'):
     train[1]
   src = DATASETS.get('rafdb')('train', manual_dir=str(tmp_path), skip_bad=True)
   assert len(src) == 2 and 'list_patition_label.txt:2' in src.skipped[0]
@@ -201,7 +201,7 @@ def test_rafdb_labels_and_corrupt_image(tmp_path):
 
 def test_rafdb_bad_label_line(tmp_path):
   write_rafdb(tmp_path, ['train_00001.jpg 5', 'train_00002.jpg 8'])
-  with pytest.raises(base.AdapterError, match='list_patition_label.txt:2: label 8'):
+  with pytest.raises(shared.AdapterError, match='list_patition_label.txt:2: label 8'):
     DATASETS.get('rafdb')('train', manual_dir=str(tmp_path))
 
 
@@ -217,7 +217,7 @@ def test_sfew_folders(tmp_path):
   val = DATASETS.get('sfew')('validation', manual_dir=str(tmp_path), image_size=64)
   assert val[0]['image'].shape == (64, 64, 3) and len(val) == 3
   helpers.through_pipeline(val)
-  with pytest.raises(base.LayoutError, match='Train_Aligned_Faces'):
+  with pytest.raises(shared.LayoutError, match='Train_Aligned_Faces'):
     DATASETS.get('sfew')('train', manual_dir=str(tmp_path / 'Val'))
 
 
@@ -280,7 +280,7 @@ def test_ckplus_facs_aus(tmp_path):
   assert 7 in [int(r['expression']) for r in contempt]
   assert contempt.expression_names == labels.EXPRESSIONS_WITH_CONTEMPT
   write_facs(tmp_path, 'S005', '001', 3, [(1, 3), (2, 9)])
-  with pytest.raises(base.AdapterError, match=r'S005_001_00000003_facs.txt:2: '
+  with pytest.raises(shared.AdapterError, match=r'S005_001_00000003_facs.txt:2: '
                      'intensity 9.0 of AU2 outside 0-5'):
     DATASETS.get('ckplus')('all', manual_dir=str(tmp_path))
   assert not DATASETS.get('ckplus')('all', manual_dir=str(tmp_path),
@@ -291,7 +291,7 @@ def test_ckplus_bad_emotion_file(tmp_path):
   write_ckplus(tmp_path)
   (tmp_path / 'Emotion_labels/Emotion/S005/001/S005_001_00000003_emotion.txt'
    ).write_text('9\n')
-  with pytest.raises(base.AdapterError, match='S005_001_00000003_emotion.txt:1'):
+  with pytest.raises(shared.AdapterError, match='S005_001_00000003_emotion.txt:1'):
     DATASETS.get('ckplus')('all', manual_dir=str(tmp_path))
 
 
@@ -309,7 +309,7 @@ def test_kdef_names_angles_and_subjects(tmp_path):
                                   angles=('S', 'FL'))) == 5
   helpers.through_pipeline(src)
   _img(tmp_path / 'KDEF' / 'AF01' / 'oops.jpg', 1)
-  with pytest.raises(base.AdapterError, match='oops.jpg: name does not match'):
+  with pytest.raises(shared.AdapterError, match='oops.jpg: name does not match'):
     DATASETS.get('kdef')('all', manual_dir=str(tmp_path))
 
 

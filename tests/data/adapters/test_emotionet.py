@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fer_jax.data import labels
-from fer_jax.data.adapters import base
+from fer_jax.data.adapters import base, shared
 from fer_jax.data.sources import DATASETS
 from tests.data.adapters import helpers
 
@@ -61,12 +61,12 @@ def test_xlsx_values_masks_and_notes(tmp_path):
 def test_missing_image_and_layout(tmp_path):
   write_xlsx_layout(tmp_path)
   os.remove(tmp_path / 'images' / 'd1' / 'b.jpg')
-  with pytest.raises(base.AdapterError, match=r"xlsx:3: image of .*d1/b.jpg.* not "
+  with pytest.raises(shared.AdapterError, match=r"xlsx:3: image of .*d1/b.jpg.* not "
                      'found.*skip_bad'):
     DATASETS.get('emotionet')('all', manual_dir=str(tmp_path))
   src = DATASETS.get('emotionet')('all', manual_dir=str(tmp_path), skip_bad=True)
   assert len(src) == 2 and len(src.skipped) == 1
-  with pytest.raises(base.LayoutError, match='emotionet_facs_24600.xlsx'):
+  with pytest.raises(shared.LayoutError, match='emotionet_facs_24600.xlsx'):
     DATASETS.get('emotionet')('all', manual_dir=str(tmp_path / 'none'))
 
 
@@ -78,7 +78,7 @@ def test_challenge_txt_and_emoca_csv(tmp_path):
   (txt / 'part1.txt').write_text('\n'.join('\t'.join(l) for l in lines) + '\n')
   _image(tmp_path, 'd1/a.jpg')
   _image(tmp_path, 'd1/b.jpg')
-  with pytest.raises(base.AdapterError, match=r'part1.txt:2: expected 13 '
+  with pytest.raises(shared.AdapterError, match=r'part1.txt:2: expected 13 '
                      r'tab-separated fields .* found 4; pass txt_aus='):
     DATASETS.get('emotionet')('all', manual_dir=str(tmp_path))
   src = DATASETS.get('emotionet')('all', manual_dir=str(tmp_path), skip_bad=True)

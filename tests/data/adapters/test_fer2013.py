@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_jax.data.adapters import base
+from fer_jax.data.adapters import shared
 from fer_jax.data.adapters.fer2013 import fer2013, ferplus
 from tests.data.adapters import helpers
 
@@ -76,7 +76,7 @@ def test_csv_first_real_row(tmp_path):
 ])
 def test_csv_bad_rows_are_named_or_skipped(tmp_path, row, reason):
   path = write_fer_csv(tmp_path, ROWS[:2], extra=[row])
-  with pytest.raises(base.AdapterError, match=f'fer2013.csv:4: .*{reason}'):
+  with pytest.raises(shared.AdapterError, match=f'fer2013.csv:4: .*{reason}'):
     fer2013('train', str(tmp_path))
   src = fer2013('train', str(tmp_path), skip_bad=True)
   assert len(src) == 2 and len(src.skipped) == 1
@@ -84,7 +84,7 @@ def test_csv_bad_rows_are_named_or_skipped(tmp_path, row, reason):
 
 
 def test_missing_csv_says_what_layout_is_expected(tmp_path):
-  with pytest.raises(base.LayoutError, match='fer2013.csv'):
+  with pytest.raises(shared.LayoutError, match='fer2013.csv'):
     fer2013('train', str(tmp_path))
 
 
@@ -98,7 +98,7 @@ def test_folder_variant(tmp_path):
   assert train[1]['image'][0, 0, 0] == 20
   assert [helpers.name_of(r) for r in fer2013('test', str(tmp_path))] == ['surprise']
   os.makedirs(tmp_path / 'train' / 'bored')
-  with pytest.raises(base.AdapterError, match='bored'):
+  with pytest.raises(shared.AdapterError, match='bored'):
     fer2013('train', str(tmp_path))
 
 
@@ -152,11 +152,11 @@ def test_ferplus_majority_and_drops(tmp_path):
 
 def test_ferplus_bad_votes_and_missing_file(tmp_path):
   write_ferplus(tmp_path, VOTES[:2] + [('fer0000009.png', ['a'] * 10)])
-  with pytest.raises(base.AdapterError, match='fer2013new.csv:4: vote counts'):
+  with pytest.raises(shared.AdapterError, match='fer2013new.csv:4: vote counts'):
     ferplus('train', str(tmp_path))
   assert len(ferplus('train', str(tmp_path), skip_bad=True).skipped) == 1
   os.remove(tmp_path / 'fer2013new.csv')
-  with pytest.raises(base.LayoutError, match='fer2013new.csv'):
+  with pytest.raises(shared.LayoutError, match='fer2013new.csv'):
     ferplus('train', str(tmp_path))
 
 
@@ -184,12 +184,12 @@ def test_ferplus_folders(tmp_path, box):
   assert [int(r['expression']) for r in plus] == [6, 1, 7, 4]
   assert plus.expression_names[7] == 'contempt'
   helpers.through_pipeline(plus, channels=1)
-  with pytest.raises(base.LayoutError, match='FER2013Valid/label.csv'):
+  with pytest.raises(shared.LayoutError, match='FER2013Valid/label.csv'):
     ferplus('validation', str(tmp_path))
 
 
 def test_ferplus_folders_bad_row(tmp_path):
   write_ferplus_folders(tmp_path, VOTES[:1] + [('fer0000009.png', [1] * 9)])
-  with pytest.raises(base.AdapterError, match=r'FER2013Train/label.csv:2: expected '
+  with pytest.raises(shared.AdapterError, match=r'FER2013Train/label.csv:2: expected '
                      r'12 fields \(name, a face box, 10 vote counts\), got 11'):
     ferplus('train', str(tmp_path))

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from fer_jax.data import crops
-from fer_jax.data.adapters import base
+from fer_jax.data.adapters import shared
 from fer_jax.data.pipeline import BadRecordError, Preprocess, eval_dataset
 from fer_jax.data.sources import DATASETS
+from fer_jax.face import points
 from tests.data.adapters import helpers
 
 # 5 manual points (left eye, right eye, nose, mouth corners) in a 160x200 image.
@@ -74,7 +75,8 @@ def test_eye_crop_uses_the_manual_eyes(tmp_path):
   write_rafdb(tmp_path, LINES, {'train_00001': manu_attri(),
                                 'test_0001': manu_attri()})
   src = DATASETS.get('rafdb')('train', manual_dir=str(tmp_path), aligned=False)
-  pre = Preprocess(image_size=48, crop='eyes', normalize='none', name='rafdb')
+  pre = Preprocess(image_size=48, crop='eyes', normalize='none', name='rafdb',
+                   detector=points.find_points)
   r = src[0]
   out = pre(r)['image']
   want, eyes_out = crops.align_by_eyes(r['image'], r['eyes'], 48, r['eyes'])
@@ -104,7 +106,7 @@ def test_eye_crop_uses_the_manual_eyes(tmp_path):
 ])
 def test_bad_manual_file(tmp_path, text, line, reason):
   write_rafdb(tmp_path, LINES, {'train_00001': text, 'test_0001': manu_attri()})
-  with pytest.raises(base.AdapterError,
+  with pytest.raises(shared.AdapterError,
                      match=f'train_00001_manu_attri.txt:{line}: .*{reason}'):
     DATASETS.get('rafdb')('train', manual_dir=str(tmp_path), aligned=False)
   src = DATASETS.get('rafdb')('train', manual_dir=str(tmp_path), aligned=False,

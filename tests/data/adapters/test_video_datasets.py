@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fer_jax.data import labels
-from fer_jax.data.adapters import base
+from fer_jax.data.adapters import base, shared
 from fer_jax.data.sources import DATASETS
 from tests.data.adapters import helpers
 
@@ -67,7 +67,7 @@ def test_disfa_bad_input_and_frames_folder(tmp_path):
   write_disfa(tmp_path, subjects=(1,))
   p = tmp_path / 'ActionUnit_Labels' / 'SN001' / 'SN001_au4.txt'
   p.write_text('1,0\n2,0\n3,7\n')  # frame 3 out of range, frame 4 missing
-  with pytest.raises(base.AdapterError, match=r'SN001_au4.txt:3: intensity 7'):
+  with pytest.raises(shared.AdapterError, match=r'SN001_au4.txt:3: intensity 7'):
     DATASETS.get('disfa')('all', manual_dir=str(tmp_path))
   src = DATASETS.get('disfa')('all', manual_dir=str(tmp_path), skip_bad=True)
   assert len(src) == 4 and len(src.skipped) == 1
@@ -76,12 +76,12 @@ def test_disfa_bad_input_and_frames_folder(tmp_path):
   assert helpers.au(src[1], 4)[0] == 0.0
   # labels past the video's end are bad; a missing AU file names itself
   write_disfa(tmp_path / 'short', subjects=(1,), video_frames=3)
-  with pytest.raises(base.AdapterError, match='frame 4: beyond the 3 frames'):
+  with pytest.raises(shared.AdapterError, match='frame 4: beyond the 3 frames'):
     DATASETS.get('disfa')('all', manual_dir=str(tmp_path / 'short'))
   (tmp_path / 'short' / 'ActionUnit_Labels' / 'SN001' / 'SN001_au26.txt').unlink()
-  with pytest.raises(base.AdapterError, match='SN001_au26.txt: AU file not found'):
+  with pytest.raises(shared.AdapterError, match='SN001_au26.txt: AU file not found'):
     DATASETS.get('disfa')('all', manual_dir=str(tmp_path / 'short'))
-  with pytest.raises(base.LayoutError, match='ActionUnit_Labels'):
+  with pytest.raises(shared.LayoutError, match='ActionUnit_Labels'):
     DATASETS.get('disfa')('all', manual_dir=str(tmp_path / 'nope'))
   # pre-extracted frames, numbered from 1 as ffmpeg writes them
   for k in range(FRAMES):
@@ -136,7 +136,7 @@ def test_amigos_segments_frames_and_means(tmp_path):
 
 def test_amigos_errors_name_expected_and_found(tmp_path):
   write_amigos(tmp_path, AMIGOS_ROWS[:1] + [[1, 10, 2, 1.2, 0, 0, 0, 0, 0]])
-  with pytest.raises(base.AdapterError,
+  with pytest.raises(shared.AdapterError,
                      match=r'xlsx:3: valence rating\(s\) \[1.2\] outside.*clip_va'):
     DATASETS.get('amigos')('all', manual_dir=str(tmp_path))
   clipped = DATASETS.get('amigos')('all', manual_dir=str(tmp_path), clip_va=True,
@@ -144,12 +144,12 @@ def test_amigos_errors_name_expected_and_found(tmp_path):
   assert np.isclose(clipped[1]['valence'], 1 / 3)
   write_amigos(tmp_path / 'cols', [r[:3] + r[6:] for r in AMIGOS_ROWS],
                AMIGOS_HEADER[:3] + AMIGOS_HEADER[6:])
-  with pytest.raises(base.AdapterError, match=r"expected column\(s\) "
+  with pytest.raises(shared.AdapterError, match=r"expected column\(s\) "
                      r"/Valence_Annotator_\\d\+/; found \['UserID'"):
     DATASETS.get('amigos')('all', manual_dir=str(tmp_path / 'cols'))
   write_amigos(tmp_path / 'novideo')
   (tmp_path / 'novideo' / 'Exp1_P01_face' / 'P1_N1_face.avi').unlink()
-  with pytest.raises(base.AdapterError, match=r"no video named as .* for UserID 1, "
+  with pytest.raises(shared.AdapterError, match=r"no video named as .* for UserID 1, "
                      r"VideoID N1 \(videos found: \['P1_10_face.avi'"):
     DATASETS.get('amigos')('all', manual_dir=str(tmp_path / 'novideo'))
 
@@ -183,10 +183,10 @@ def test_semaine_frames_and_rater_means(tmp_path):
                                      frame_step=2)) == 2
   helpers.through_pipeline(src)
   write_semaine(tmp_path / 'bad', rows, header=('session', 'frame', 'V1', 'A1', 'x'))
-  with pytest.raises(base.AdapterError, match=r"semaine_va.csv:1: expected "
+  with pytest.raises(shared.AdapterError, match=r"semaine_va.csv:1: expected "
                      r"column\(s\) /valence.*found \['session', 'frame', 'V1'"):
     DATASETS.get('semaine')('all', manual_dir=str(tmp_path / 'bad'))
   write_semaine(tmp_path / 'late', [[1, 9, 0, 0, 0]])
-  with pytest.raises(base.AdapterError, match=r'semaine_va.csv:2: frame 9 outside '
+  with pytest.raises(shared.AdapterError, match=r'semaine_va.csv:2: frame 9 outside '
                      'the 5 frames'):
     DATASETS.get('semaine')('all', manual_dir=str(tmp_path / 'late'))

@@ -1,7 +1,7 @@
 """The papers' experiment grids: run (or resume) every run, gather results.
 
 Used by launch/report.py, which turns what these return into the papers' tables
-(fer_jax/evaluate/paper_tables.py). Every run lives in ROOT/<name> and resumes;
+(launch/paper_tables.py). Every run lives in ROOT/<name> and resumes;
 finished runs are read, not retrained; `train=False` only reads.
 
   run_001  configs/transfer/cascade_001.py: every scheme (cascade_001.METHODS) x
@@ -24,6 +24,8 @@ before the first one trains.
 import copy
 import json
 import os
+
+from configs.transfer import cascade_001, ulloa_002, zaitouny_004
 
 
 def parse_sets(sets):
@@ -114,7 +116,6 @@ def _reduced(arg):
 
 
 def run_001(root, arg, overrides, train, models=()):
-  from configs.transfer import cascade_001
   from fer_jax.protocols import cross_dataset
   from fer_jax.train.stages import run_stages, stage_configs
   models = models or (('alexnet',) if _reduced(arg) else tuple(cascade_001.MODELS))
@@ -144,7 +145,6 @@ def run_001(root, arg, overrides, train, models=()):
 
 
 def run_002(root, arg, overrides, train, models=()):
-  from configs.transfer import ulloa_002
   from fer_jax.protocols import cross_dataset, kfold_cv
   models = models or (('vgg11_bn',) if _reduced(arg) else tuple(ulloa_002.MODELS))
   cv, cross = {ds: {} for ds in ulloa_002.DATASETS}, {}
@@ -183,8 +183,6 @@ def run_002(root, arg, overrides, train, models=()):
 
 
 def run_004(root, arg, overrides, train, method='rank', models=()):
-  import numpy as np
-  from configs.transfer import zaitouny_004
   from fer_jax.evaluate import metrics
   from fer_jax.protocols import cross_dataset, ensemble
   from fer_jax.train.loop import eval_data_config

@@ -5,7 +5,7 @@ Each builder takes plain result dicts (what `results.json`,
 Markdown: one table in the shape of the paper's, the paper's published numbers
 beside ours, and the data marked 'synthetic' when it is not the paper's.
 """
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Mapping, Optional
 
 # Published numbers, as printed in ../shared/papers.
 # 002, Tables 2-4 (RMSE in each dataset's units: AFEW-VA [-10, 10], SEMAINE [-1, 1]).

@@ -1,9 +1,11 @@
-"""Batched fine-tuning: many small personal models trained by one jitted call.
+"""Batched fine-tuning: many small models trained by one jitted call.
 
 Paper 000 fine-tunes one model per subject x fold x training-set fraction x
 sampler x dimension: thousands of copies of the same dense part, each on its own
 subset of one subject's frames. Here they are stacked along a leading model axis
-and trained by `jax.vmap` over models of a `lax.scan` over steps.
+and trained by `jax.vmap` over models of a `lax.scan` over steps. How many fit a
+chunk: train/memory.py; how a chunk is split over devices and hosts: the
+model mesh of train/mesh.py.
 
 Shapes every model shares:
   * data: one array `x` (cached features, or images for whole nets) and one label
@@ -11,34 +13,29 @@ Shapes every model shares:
     frame rows r of its training list;
   * training list: `rows` [M, N] padded row indices, `n` [M] how many are real.
 
-The step rule (the same in `train` and in the one-model `reference_train`):
+The step rule, a contract (tests/protocols/reference_finetune.py re-derives it
+to train one model plainly, and the engine must match it):
+  * a model's key is fold_in(study key, model id), so batched == alone; under
+    it, streams fold_in(key, tag): 1 order, 2 dropout, 4 rounding;
+  * the loss is the affect task's: per output the mean squared error over the
+    batch's examples, summed over outputs;
   * an epoch is ceil(n_i / B) steps (floor with `drop_remainder`, for nets with
     BatchNorm, whose batch statistics padding would bias); model i runs
     epochs * that many steps and is frozen (state unchanged) after them;
   * epoch e visits the real entries in a random order: entry j gets 32 bits from
-    fold_in(fold_in(order_key, e), j) and entries are sorted by them, so the
-    order does not depend on how much padding follows (padded == unpadded);
+    fold_in(fold_in(order stream, e), j) and entries are sorted by them (ties
+    keep list order), so the order does not depend on how much padding follows
+    (padded == unpadded);
   * the last batch of an epoch may be partial: its padded slots are masked out of
     the mean loss (so it equals the mean over the real examples);
-  * dropout draws per example: slot b of step t uses the key
-    fold_in(fold_in(dropout_key, t), b), so a slot's mask does not depend on the
-    batch it sits in, nor on how many models train beside it.
-A model's keys come from fold_in(study key, model id): batched == alone.
-
-Chunks: `chunk_size` fits as many models as a memory budget allows (params,
-grads, optimiser slots and activations per model, estimated analytically).
-
-Devices and hosts: with a mesh (`model_mesh`, over every device of every
-process once `jax.distributed` is up) the stacked models are split along its
-'model' axis and the shared data replicated. `stack_on_mesh` builds a chunk's
-per-model arrays from each device's own share only (no process holds the whole
-grid), `replicate` puts the shared data on every device, and `to_host` gathers
-per-model results to every process (`process_allgather`), outside the compiled
-steps, which hold no collective.
+  * dropout draws per example: slot b of step t (counted over all epochs) uses
+    the key fold_in(fold_in(dropout stream, t), b), so a slot's mask does not
+    depend on the batch it sits in, nor on how many models train beside it; a
+    whole net's backbone draws from fold_in(slot 0's key, 1);
+  * bfloat16 parameters are updated with stochastic rounding, at step t keyed
+    by fold_in(rounding stream, t) (`apply_updates`).
 """
 import dataclasses
-import functools
-import math
 from typing import Any, Callable, Optional, Tuple
 
 import flax
@@ -46,10 +43,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.experimental import multihost_utils
+
+from fer_jax.train.mesh import jit_shardings, per_device, to_host
 
 # Stream tags under a model's key.
-_ORDER, _DROPOUT, _INIT, _ROUND = 1, 2, 3, 4
+_ORDER, _DROPOUT, _ROUND = 1, 2, 4
 
 # apply_fn(params, extra, x [B, ...], keys [B] or None, train) -> (pred [B, P],
 # new extra). `extra` holds non-trained state (BatchNorm statistics), or {}.
@@ -127,8 +125,8 @@ def head_apply(model) -> ApplyFn:
 def full_apply(model) -> ApplyFn:
   """The whole net on images; params = all params, extra = batch_stats (or {}).
 
-  The backbone runs on the whole batch (BatchNorm needs it), the head per
-  example, as in `head_apply`.
+  The backbone runs on the whole batch (BatchNorm needs it; its dropout key is
+  fold_in(keys[0], 1)), the head per example, as in `head_apply`.
   """
   def apply(params, extra, x, keys, train):
     variables = {'params': params}
@@ -161,109 +159,6 @@ def mc_dropout_predict(apply_fn: ApplyFn, params, x, keys, frame_ids=None):
 
 
 # ------------------------------------------------------------------- engine
-
-MODEL_AXIS = 'model'
-
-
-def model_mesh(devices=None) -> jax.sharding.Mesh:
-  """A 1-D mesh over `devices` (default: all, of every process) whose axis
-  splits the models."""
-  devices = np.asarray(jax.devices() if devices is None else devices)
-  return jax.sharding.Mesh(devices, (MODEL_AXIS,),
-                           axis_types=(jax.sharding.AxisType.Auto,))
-
-
-def model_sharding(mesh: Optional[jax.sharding.Mesh]):
-  """Leading (model) axis split over `mesh`; None without a mesh."""
-  if mesh is None:
-    return None
-  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(MODEL_AXIS))
-
-
-def device_slots(mesh: jax.sharding.Mesh, m: int):
-  """[(device, chunk slots it holds)] for this process's devices of `mesh`, for
-  a chunk of m stacked models split along the model axis."""
-  index = model_sharding(mesh).addressable_devices_indices_map((m,))
-  return [(d, np.arange(m)[idx[0]]) for d, idx in index.items()]
-
-
-def stack_on_mesh(mesh: Optional[jax.sharding.Mesh], m: int, build):
-  """A chunk's stacked per-model arrays [m, ...], split along the model axis of
-  `mesh`, of which this process builds only its own devices' share.
-
-  build(slots) -> a tree of host (numpy) arrays [len(slots), ...] for the
-  chunk slots `slots`; it is called once per device of this process, so no
-  more than one device's share is built at a time. Without a mesh:
-  build(arange(m)) on the default device.
-  """
-  if mesh is None:
-    return jax.tree.map(jnp.asarray, build(np.arange(m)))
-  sharding = model_sharding(mesh)
-  per_device = [jax.device_put(build(slots), d)
-                for d, slots in device_slots(mesh, m)]
-  return jax.tree.map(
-      lambda *shards: jax.make_array_from_single_device_arrays(
-          (m,) + shards[0].shape[1:], sharding, list(shards)), *per_device)
-
-
-def _spec(flag: str):
-  """'m': split along the model axis; 'r': replicated."""
-  return {'m': jax.sharding.PartitionSpec(MODEL_AXIS),
-          'r': jax.sharding.PartitionSpec()}[flag]
-
-
-def _out_specs(outs, f=_spec):
-  return tuple(f(o) for o in outs) if isinstance(outs, tuple) else f(outs)
-
-
-def _jit_shardings(mesh, ins: str, outs) -> dict:
-  if mesh is None:
-    return {}
-  named = lambda flag: jax.sharding.NamedSharding(mesh, _spec(flag))  # noqa: E731
-  return dict(in_shardings=tuple(named(f) for f in ins),
-              out_shardings=_out_specs(outs, named))
-
-
-def per_device(fn, mesh: Optional[jax.sharding.Mesh], ins: str, outs,
-               jit: bool = True, **jit_kwargs):
-  """`fn` run by every device of `mesh` on its own share: the arguments /
-  outputs flagged 'm' in `ins` (one letter per argument) / `outs` (a letter, or
-  a tuple of them) are split along the model axis, 'r' replicated.
-  `jax.shard_map`, so the compiled program holds no collective whatever the
-  ops (the SPMD partitioner all-gathers a vmapped conv's grouped kernels, for
-  one). jit=False: not jitted (to call inside a jitted function). Without a
-  mesh: `fn`, jitted."""
-  if mesh is not None:
-    fn = jax.shard_map(fn, mesh=mesh, in_specs=tuple(_spec(f) for f in ins),
-                       out_specs=_out_specs(outs), check_vma=False)
-  if not jit:
-    return fn
-  return jax.jit(fn, **_jit_shardings(mesh, ins, outs), **jit_kwargs)
-
-
-def replicate(mesh: Optional[jax.sharding.Mesh], x):
-  """`x` (a host array, the same on every process) on every device of `mesh`
-  (the default device without one)."""
-  if mesh is None:
-    return jnp.asarray(x)
-  x = np.asarray(x)
-  repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  return jax.make_array_from_callback(x.shape, repl, lambda idx: x[idx])
-
-
-def to_host(tree):
-  """numpy copies of a tree of arrays, whole on every process: arrays whose
-  shards live on several processes are all-gathered (`process_allgather`;
-  every process must call this at the same point)."""
-  leaves, treedef = jax.tree.flatten(tree)
-  far = [i for i, a in enumerate(leaves)
-         if isinstance(a, jax.Array) and not a.is_fully_addressable]
-  out = [np.asarray(a) if i not in far else None for i, a in enumerate(leaves)]
-  if far:
-    got = multihost_utils.process_allgather([leaves[i] for i in far], tiled=True)
-    for i, a in zip(far, got):
-      out[i] = np.asarray(a)
-  return jax.tree.unflatten(treedef, out)
 
 
 def round_key(key: jax.Array, step) -> jax.Array:
@@ -334,8 +229,8 @@ class BatchedTrainer:
     unroll: unroll the scan over a segment's steps. XLA:CPU runs convolutions
     inside a loop body ~10x slower than outside one (jax-ml/jax#12868), so
     whole nets on a CPU want unroll=True, a short segment and map_batch=0.
-    mesh: a 1-D mesh (axis 'model', see `model_mesh`): the stacked models are
-    split over its devices, the shared data replicated, and each device runs
+    mesh: a 1-D mesh (axis 'model', see `mesh.model_mesh`): the stacked models
+    are split over its devices, the shared data replicated, and each device runs
     the vmapped code on its own share (`per_device`: shard_map), so the
     compiled programs hold no communication; chunks must be a multiple of its
     size."""
@@ -367,7 +262,7 @@ class BatchedTrainer:
     # Sorting is slow next to a small head's step: one order per epoch, made
     # once per chunk, not one per step.
     self._orders = jax.jit(orders, static_argnums=2,
-                           **_jit_shardings(mesh, 'mm', 'm'))
+                           **jit_shardings(mesh, 'mm', 'm'))
     # Each model's last loss, kept on its device across segments (no host sync
     # per segment, nothing gathered until the chunk ends).
     self._no_loss = per_device(
@@ -449,113 +344,6 @@ def _last_loss(last, losses):
   idx = losses.shape[1] - 1 - jnp.argmax(seen[:, ::-1], axis=1)
   val = jnp.take_along_axis(losses, idx[:, None], axis=1)[:, 0]
   return jnp.where(seen.any(axis=1), val, last)
-
-
-# ------------------------------------------------------- one model, plainly
-
-
-def reference_train(apply_fn: ApplyFn, tx, recipe: Recipe, params, extra, x, y,
-                    rows, key, step_fn=None):
-  """One model, trained alone with a Python loop over unpadded batches.
-
-  The definition `BatchedTrainer.train` must match (and the naive baseline of
-  launch/bench_personalize.py): same orders, keys and masks, no padding.
-  rows: [n] the model's rows of x and y (offsets already added).
-  """
-  step_fn = step_fn or make_reference_step(apply_fn, tx)
-  rows = np.asarray(rows)
-  n, b = len(rows), recipe.batch_size
-  opt_state = tx.init(params)
-  t = 0
-  for e in range(recipe.epochs):
-    order = np.asarray(epoch_order(key, e, n, n))
-    for j in range(recipe.steps_per_epoch(n)):
-      r = rows[order[j * b:(j + 1) * b]]
-      keys = example_keys(key, t, jnp.arange(len(r)))
-      params, extra, opt_state, _ = step_fn(params, extra, opt_state, x[r],
-                                            y[r], keys, round_key(key, t))
-      t += 1
-  return params, extra
-
-
-def make_reference_step(apply_fn: ApplyFn, tx):
-  @jax.jit
-  def step(params, extra, opt_state, xb, yb, keys, rkey):
-    def loss_fn(p):
-      pred, new_extra = apply_fn(p, extra, xb, keys, True)
-      return masked_mse(pred, yb, jnp.ones(xb.shape[0], bool)), new_extra
-    (loss, new_extra), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return apply_updates(params, updates, rkey), new_extra, opt_state, loss
-  return step
-
-
-# ------------------------------------------------------------ memory / chunks
-
-
-def tree_bytes(tree) -> int:
-  return int(sum(np.prod(np.shape(l)) * jnp.dtype(l.dtype).itemsize
-                 for l in jax.tree.leaves(tree)))
-
-
-def activation_elems(model, x_shape, method=None, mutable=()) -> int:
-  """Elements of every intermediate output of one example's forward pass.
-
-  Read from `capture_intermediates` inside `eval_shape`: no compile, no FLOPs.
-  """
-  def run(x):
-    v = model.init({'params': jax.random.key(0), 'dropout': jax.random.key(1)},
-                   x, True, method=method)
-    _, st = model.apply(v, x, True, method=method, capture_intermediates=True,
-                        rngs={'dropout': jax.random.key(1)},
-                        mutable=['intermediates', *mutable])
-    return st['intermediates']
-  inter = jax.eval_shape(run, jax.ShapeDtypeStruct((1,) + tuple(x_shape),
-                                                   jnp.float32))
-  return int(sum(np.prod(l.shape) for l in jax.tree.leaves(inter)))
-
-
-def bytes_per_model(params, opt_state, extra, batch_size: int, x_elems: int,
-                    act_elems: int, eval_rows: int, order_elems: int = 0) -> int:
-  """params + grads + optimiser slots (+ the update's temporaries) + activations.
-
-  Training keeps every intermediate for the backward pass and as much again for
-  its gradients; evaluation keeps one forward over the test rows (no grads).
-  order_elems: the epochs x padded-list-length int32 visiting orders.
-  """
-  p = tree_bytes(params)
-  state = p + tree_bytes(opt_state) + tree_bytes(extra) + 4 * order_elems
-  step = 2 * p + 4 * batch_size * (x_elems + 2 * act_elems)
-  evaluation = 4 * eval_rows * (x_elems + act_elems)
-  return state + max(step, evaluation)
-
-
-def memory_budget(cpu_budget_bytes: int, fraction: float = 0.5) -> int:
-  """Bytes to spend on a chunk per device: a fraction of the accelerator's free
-  memory, or `cpu_budget_bytes` where a device reports none (CPU); the smallest
-  over this process's devices and, with several processes, over all of them
-  (an all-gather: every process must call it, and all size the same chunks)."""
-  budgets = []
-  for d in jax.local_devices():
-    stats = d.memory_stats() or {}
-    limit = stats.get('bytes_limit')
-    budgets.append(int(fraction * (limit - stats.get('bytes_in_use', 0)))
-                   if limit else int(cpu_budget_bytes))
-  budget = min(budgets)
-  if jax.process_count() > 1:  # in KiB: int32 on the wire
-    kib = multihost_utils.process_allgather(np.int32(min(budget // 1024,
-                                                         2**31 - 1)))
-    budget = int(np.min(kib)) * 1024
-  return budget
-
-
-def chunk_size(per_model: int, budget: int, num_models: int,
-               max_models: int = 0) -> int:
-  """How many models fit the budget (at least 1, at most num_models)."""
-  m = max(1, budget // max(per_model, 1))
-  if max_models:
-    m = min(m, max_models)
-  return int(max(1, min(m, num_models)))
 
 
 def stack_trees(trees):
