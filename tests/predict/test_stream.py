@@ -13,7 +13,7 @@ import pytest
 
 from fer_jax import predict
 from fer_jax.face import detect
-from fer_jax.predict import stream
+from fer_jax.predict import track
 from tests.predict import synthetic_video as sv
 from tests.predict.conftest import astronaut, needs_fer
 
@@ -42,17 +42,17 @@ def videos(tmp_path_factory):
 def test_hungarian_beats_greedy(monkeypatch):
   """Track 0 overlaps both boxes, track 1 only the first: the assignment
   that maximises the total IoU gives track 1 the first box."""
-  t = stream.Tracker()
+  t = track.Tracker()
   t.update([(0, 0, 10, 10), (100, 0, 10, 10)])
   iou = np.array([[0.6, 0.5], [0.5, 0.0]])
-  monkeypatch.setattr(stream.detect, 'box_iou', lambda a, b: iou)
+  monkeypatch.setattr(track.detect, 'box_iou', lambda a, b: iou)
   ids, boxes = t.update([(1, 0, 10, 10), (50, 0, 10, 10)])
   by_id = dict(zip(ids, map(tuple, boxes)))
   assert by_id == {1: (1, 0, 10, 10), 0: (50, 0, 10, 10)}
 
 
 def test_track_survives_missed_detections():
-  t = stream.Tracker(max_missed=2)
+  t = track.Tracker(max_missed=2)
   assert t.update([(10, 10, 50, 50)])[0] == [0]
   assert t.update([])[0] == []           # missed: kept, not reported
   assert t.update([])[0] == []
@@ -68,20 +68,20 @@ def test_flow_follows_a_shift_and_a_zoom():
   img = cv2.cvtColor(astronaut(), cv2.COLOR_RGB2GRAY)
   box = (180, 65, 90, 100)
   m = np.float32([[1, 0, 4], [0, 1, -3]])
-  moved = stream.flow_box(img, cv2.warpAffine(img, m, img.shape[::-1]), box)
+  moved = track.flow_box(img, cv2.warpAffine(img, m, img.shape[::-1]), box)
   np.testing.assert_allclose(moved, (184, 62, 90, 100), atol=0.5)
   # A 1.1x zoom about the box centre keeps the centre and grows the box.
   cx, cy = 225, 115
   z = cv2.getRotationMatrix2D((cx, cy), 0, 1.1)
-  moved = stream.flow_box(img, cv2.warpAffine(img, z, img.shape[::-1]), box)
+  moved = track.flow_box(img, cv2.warpAffine(img, z, img.shape[::-1]), box)
   np.testing.assert_allclose(moved[2:], (99, 110), rtol=0.03)
   np.testing.assert_allclose(moved[:2] + moved[2:] / 2, (cx, cy), atol=1.0)
   flat = np.full((100, 100), 128, np.uint8)  # nothing to follow
-  assert stream.flow_box(flat, flat, (20, 20, 50, 50)) is None
+  assert track.flow_box(flat, flat, (20, 20, 50, 50)) is None
 
 
 def test_smoother_is_an_exponential_average_in_time():
-  s = stream.Smoother(0.5, ['valence'])
+  s = track.Smoother(0.5, ['valence'])
   rows = [{'file': 'v', 'track': 0, 'time_s': t, 'valence': v}
           for t, v in ((0.0, 0.0), (0.1, 1.0), (0.3, 1.0))]
   for r in rows:
