@@ -20,6 +20,7 @@ def _cmd(workdir, *overrides):
           f'--config={STAGES}', f'--workdir={workdir}', *overrides]
 
 
+@pytest.mark.expensive
 def test_cascade_sigkilled_in_stage_two_resumes_to_the_same_run(tmp_path):
   # Checkpoints every 6 steps, as the evaluations; train rows every 2.
   every = '--config.checkpoint_every_steps=6'

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 CONFIG = os.path.join(ROOT, 'tests', 'protocols',
@@ -117,6 +119,7 @@ def _rmse(workdir):
              r['fold']): float(r['rmse']) for r in csv.DictReader(f)}
 
 
+@pytest.mark.expensive
 def test_two_processes_killed_and_resumed_equal_one_device(tmp_path):
   one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
   first, log = str(tmp_path / 'first'), str(tmp_path / 'resumed')
