@@ -1,6 +1,12 @@
 """Personalize a model to one participant: one subcommand per step, one
 subject folder holding everything (its layout: fer_jax/labeling/files.py).
 
+  # Propose the frames to label: round 1 by GSx (no label needed), later
+  # rounds by iGS (default) or --sampler; features are cached in the folder:
+  python launch/personal.py propose subjects/p01 --video=p01.mp4 \
+      --base=fer2013_mini_xception --k=20
+  python launch/personal.py propose subjects/p01 --video=p01.mp4 \
+      --base=runs/va_pretrained --k=20 --sampler=mcdue --track=2
   # Label the latest round's proposed frames in the browser (the page's URL,
   # with its token, is printed; Ctrl-C stops; answers are on disk at once):
   python launch/personal.py label subjects/p01
@@ -21,6 +27,16 @@ from fer_jax import labeling
 class _Parser(argparse.ArgumentParser):
   def error(self, message):
     cli.fail(f'{self.prog}: {message}')
+
+
+def propose(args):
+  from fer_jax import participant  # pylint: disable=g-import-not-at-top
+  try:
+    participant.propose(args.subject_dir, args.base, args.k, args.sampler,
+                        video=args.video, frames_dir=args.frames,
+                        track=args.track, gap_s=args.gap_s, seed=args.seed)
+  except participant.ProposeError as e:
+    raise cli.UsageError(str(e)) from None
 
 
 def label(args):
@@ -55,6 +71,24 @@ def parser():
   p = _Parser(prog='personal.py', description=__doc__,
               formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = p.add_subparsers(dest='command', required=True, parser_class=_Parser)
+  pro = sub.add_parser('propose', help='choose the next round of frames to label')
+  pro.add_argument('subject_dir')
+  src = pro.add_mutually_exclusive_group(required=True)
+  src.add_argument('--video', help='the participant\'s video file')
+  src.add_argument('--frames', help='a folder of its frames (name order, '
+                   'timed at 25 frames/s)')
+  pro.add_argument('--base', required=True,
+                   help='a VA workdir of launch/train.py, or fer2013_mini_xception')
+  pro.add_argument('--k', type=int, default=20, help='frames to propose')
+  pro.add_argument('--sampler', choices=['gsx', 'gsy', 'igs', 'mcdue', 'random'],
+                   help='default: gsx in round 1, igs after')
+  pro.add_argument('--track', type=int, default=None,
+                   help='the face track to label (default: the one seen in '
+                   'most frames)')
+  pro.add_argument('--gap-s', type=float, default=1.0,
+                   help='minimum time between two proposed frames (s)')
+  pro.add_argument('--seed', type=int, default=0, help='for random and mcdue')
+  pro.set_defaults(run=propose)
   lab = sub.add_parser('label', help='label the proposed frames in a browser')
   lab.add_argument('subject_dir')
   lab.add_argument('--host', default='127.0.0.1',

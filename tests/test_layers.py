@@ -16,7 +16,8 @@ ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 # Lowest first, as the README's Layout section lists them: a module may import
 # its own layer and the layers before it.
 LAYERS = ('atomic', 'registry', 'data', 'face', 'models', 'evaluate', 'tasks',
-          'train', 'protocols', 'predict', 'labeling', 'cli')
+          'train', 'protocols', 'predict', 'labeling', 'participant',
+          'cli')
 
 
 def module_files(root=ROOT):

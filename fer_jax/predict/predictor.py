@@ -216,6 +216,11 @@ class Predictor:
     self.faces = 0  # crops predicted so far (the padding not counted)
 
   @property
+  def variables(self):
+    """The model's weights (and BatchNorm statistics), as loaded."""
+    return self._variables
+
+  @property
   def labels(self) -> Dict[str, Tuple[str, ...]]:
     return {o.name: o.labels for o in self.outputs if o.labels}
 
