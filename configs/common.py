@@ -1,6 +1,8 @@
 """Pieces shared by every experiment config."""
 import ml_collections
 
+from fer_jax.data import pp
+
 
 def _convert(key: str, value: str, default):
   if isinstance(default, bool):
@@ -70,6 +72,29 @@ def parse_arg(arg, **defaults) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(out)
 
 
+def pp_fields(spec: str) -> dict:
+  """{dotted config key: value}: data.pp and the fields it implies, which
+  the model's input shape, the predictor's crop and the featurewise
+  statistics read (a stage's overrides, or `set_pp`)."""
+  out = {'data.pp': spec}
+  for key, value in pp.fields_of(spec).items():
+    if isinstance(value, dict):
+      out.update({f'data.{key}.{k}': v for k, v in value.items()})
+    else:
+      out[f'data.{key}'] = value
+  return out
+
+
+def set_pp(c: ml_collections.ConfigDict, spec: str):
+  """Sets config `c`'s data.pp and the fields it implies."""
+  for key, value in pp_fields(spec).items():
+    *path, last = key.split('.')
+    node = c
+    for part in path:
+      node = node[part]
+    node[last] = value
+
+
 def base_config() -> ml_collections.ConfigDict:
   """The defaults every run has; experiment configs override what they need."""
   c = ml_collections.ConfigDict()
@@ -98,6 +123,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.train_split = 'train'
   c.data.eval_split = 'validation'
   c.data.test_splits = ()
+  # The preprocessing as one pp string (fer_jax/data/pp.py), set with
+  # `set_pp`; '' = the pipeline the fields below spell (image_size, channels,
+  # crop, augment, normalize, mean, std), as runs written before pp.
+  c.data.pp = ''
   c.data.image_size = 64
   c.data.channels = 3
   c.data.crop = 'none'

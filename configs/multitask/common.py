@@ -120,6 +120,7 @@ def pretrain_config(c) -> ml_collections.ConfigDict:
   p.data.source = dict(preset='fer2013_like', seed=0)
   p.data.image_size, p.data.channels = c.data.image_size, c.data.channels
   p.data.augment = c.data.augment.to_dict()
+  p.data.pp = c.data.pp
   p.data.num_threads = c.data.num_threads
   p.model = c.model.to_dict() if hasattr(c.model, 'to_dict') else dict(c.model)
   p.task = dict(name='affect', targets=('expression',))

@@ -22,6 +22,9 @@ Arguments (comma-separated, any order):
           record)
   reduced small_cnn on 48x48 gray crops, a few hundred steps: the CPU variant
           the tests run
+  caffe   Caffe's input values (0-255 pixels minus the ImageNet mean:
+          mean_std(0.45, 0.00392), 0.00392 = 1/255) in place of the [0, 1]
+          min-max stretch; with the Caffe ImageNet weights below
 
 The paper's recipe: SGD momentum 0.9, weight decay 5e-4, lr 1e-3 divided by 10
 every 10 epochs; EmotiW faces eye-aligned (0.62 / 0.9 / 1.35 x eye distance),
@@ -32,8 +35,7 @@ gives no epoch count: 30 per stage (three lr drops). ImageNet weights (the
 paper's): --config.init.caffe=bvlc_alexnet.caffemodel (alexnet) or
 VGG_CNN_M_2048.caffemodel (vgg_cnn_m) with --config.init.head=reinit (a new
 fc8; fc6/fc7 load); Caffe's nets saw 0-255 pixels minus the ImageNet mean, so
-also set --config.data.normalize=mean_std --config.data.mean=0.45
---config.data.std=0.00392 (1/255; replaces the [0, 1] 'minmax' stretch).
+also give the argument `caffe`.
 Or --config.init.torchvision (no LRN: model 'alexnet'), or a random start.
 """
 import copy
@@ -46,26 +48,29 @@ REAL = dict(fer=dict(name='fer2013', source=dict(manual_dir='')),
             small=dict(name='sfew', source=dict(manual_dir='')))
 MODELS = dict(alexnet=('alexnet_lrn', 227), vgg_cnn_m=('vgg_cnn_m_2048', 224))
 METHODS = ('cascade', 'direct', 'combined')
+# Preprocessing (fer_jax/data/pp.py): FER-2013 unaligned (48 px upsampled),
+# SFEW eye-aligned; both gray, flipped, min-max stretched to [0, 1].
+FER_PP = 'gray|resize({size})|flip_lr|{values}'
+SFEW_PP = 'crop_eyes({size})|gray|resize({size})|flip_lr|{values}'
 
 
-def _data(section, image_size, crop):
+def _data(section, pp):
   return {'data.name': section['name'], 'data.source': dict(section['source']),
-          'data.image_size': image_size, 'data.crop': crop}
+          **common.pp_fields(pp)}
 
 
 def get_config(arg: str = ''):
   arg = common.parse_arg(arg, method=METHODS, model=tuple(MODELS),
-                         data=('synthetic', 'real'), reduced=False)
+                         data=('synthetic', 'real'), reduced=False,
+                         caffe=False)
   method, model, reduced = arg.method, arg.model, arg.reduced
+  values = 'mean_std(0.45, 0.00392)' if arg.caffe else 'minmax'
   real = arg.data == 'real'
   sets = REAL if real else SYNTHETIC
 
   c = common.base_config()
   name, size = MODELS[model]
   c.model = dict(name=name, head='classification', dropout=0.5)
-  c.data.channels = 1
-  c.data.normalize = 'minmax'
-  c.data.augment.hflip = True
   c.task.name = 'affect'
   c.task.targets = ('expression',)
   c.batch_size = 64
@@ -85,9 +90,10 @@ def get_config(arg: str = ''):
     c.eval_every_steps = c.checkpoint_every_steps = 150
     c.progress = False
     c.data.eval_records = 400
-  c.data.image_size = size
-  fer = {**_data(sets['fer'], size, 'none'), **epochs}
-  small = {**_data(sets['small'], size, 'eyes'), **epochs}
+  common.set_pp(c, FER_PP.format(size=size, values=values))
+  fer = {**_data(sets['fer'], FER_PP.format(size=size, values=values)), **epochs}
+  small = {**_data(sets['small'], SFEW_PP.format(size=size, values=values)),
+           **epochs}
   if reduced:  # 1 epoch of FER-2013-like (897 steps) at 1e-2, then 8 of
     # SFEW-like (240) at the paper's fine-tuning lr, in both methods.
     fer.update({'num_epochs': 1})

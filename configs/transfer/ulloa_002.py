@@ -68,11 +68,9 @@ def get_config(arg: str = ''):
   c.paper = '002'
   c.model = dict(name=model)
   c.data.update(data_section(dataset, real))
-  c.data.image_size = 224
-  c.data.channels = 3
-  c.data.crop = 'landmarks'
-  c.data.normalize = 'mean_std'
-  c.data.mean, c.data.std = 0.5, 0.5
+  size = 48 if reduced else 224
+  common.set_pp(c, f'crop_landmarks({size})|rgb|resize({size})|'
+                   'mean_std(0.5, 0.5)')
   c.task = dict(name='affect', targets=('valence', 'arousal'))
   c.batch_size = MODELS[model]['batch_size']
   c.num_epochs = MODELS[model]['num_epochs']
@@ -86,7 +84,6 @@ def get_config(arg: str = ''):
   c.eval_every_steps = c.checkpoint_every_steps = 2000
   if reduced:
     c.model = dict(name='small_cnn', widths=(16, 32, 64), hidden=128)
-    c.data.image_size = 48
     c.data.train_records = 3000
     c.data.eval_records = 600
     c.batch_size = 32

@@ -37,7 +37,7 @@ from ReduceLROnPlateau" (6.2), so the floor is 1e-4. With the frozen stage's
 Adam 1e-4 (6.1, 6.3) the floor equals the lr, and, as in Keras (it reduces only
 while lr > min_lr), the lr never drops: the paper's values, kept. The paper
 gives no patience; ours: early stopping 5 epochs, reduce-on-plateau 3.
-Keras' ways, kept: feature-wise normalisation (`data.normalize='featurewise'`:
+Keras' ways, kept: feature-wise normalisation (`featurewise` in `data.pp`:
 featurewise_center + featurewise_std_normalization, per-channel mean / std of
 the training images computed once, then applied to every split); class
 balancing (`task.class_weights='balanced'`: class_weight n / (k * count_c)
@@ -46,7 +46,8 @@ inference mode (`frozen_bn='inference'`: the frozen base normalises with its
 moving statistics and does not update them while the head trains).
 Augmentation: rotation +-45 deg, horizontal flips, 20% shifts; gray input
 (their second part); their Haar-cascade face crop is the landmark box of the
-synthetic faces (`data.crop='landmarks'`; real images come as face crops).
+synthetic faces (`crop_landmarks` in `data.pp`; real images come as face
+crops).
 The three nets' workdirs combine with fer_jax/protocols/ensemble.py (rank
 weights w_i = R(A_i) / sum R).
 
@@ -101,12 +102,13 @@ def get_config(arg: str = ''):
   # box (the same crop function a detector's box goes through); the real
   # images are face crops already (AffectNet's box; KDEF / FER-2013 through
   # launch/prepare.py's detection).
-  c.data.crop = 'none' if sets is REAL else 'landmarks'
-  c.data.image_size = MODELS[model]
-  c.data.channels = 1
-  c.data.normalize = 'featurewise'
+  size = 48 if reduced else MODELS[model]
+  crop = '' if sets is REAL else f'crop_landmarks({size})|'
+
+  def pp(augment):
+    return f'{crop}gray|resize({size})|{augment}|featurewise'
+  common.set_pp(c, pp('rotate(45.0)|shift(0.2)|flip_lr'))
   c.data.featurewise_records = 0  # Keras fits the statistics on all of x_train
-  c.data.augment = dict(hflip=True, rotation=45.0, shift=0.2, pad_crop=0)
   c.data.test_splits = ()
   c.task.targets = ('expression',)
   c.task.class_weights = 'balanced'
@@ -125,7 +127,6 @@ def get_config(arg: str = ''):
   if reduced:
     c.model = dict(name='small_cnn', widths=(16, 32, 64), hidden=128,
                    dropout=0.5)
-    c.data.image_size = 48
     c.data.mixture[1]['train_records'] = 3300  # + 686 KDEF-like: 124 steps/epoch
     c.data.eval_records = 400                 # also caps the FER-2013-like test
     c.data.featurewise_records = 500          # per training set
@@ -141,9 +142,8 @@ def get_config(arg: str = ''):
     # the base, 0.33 after the frozen stage); without them 8 epochs give 0.865.
     c.stages = (dict(name='base', trainable='all', num_epochs=4,
                      callbacks={},
-                     **{'optim.learning_rate': 2e-3, 'model.dropout': 0.0,
-                        'data.augment.rotation': 0.0,
-                        'data.augment.shift': 0.0}),
+                     **{'optim.learning_rate': 2e-3, 'model.dropout': 0.0},
+                     **common.pp_fields(pp('flip_lr'))),
                 dict(frozen, num_epochs=2),
                 dict(unfreeze, trainable='last:2', num_epochs=1))
   else:

@@ -11,7 +11,8 @@ from typing import Any, Callable, Dict, Optional
 import grain
 import numpy as np
 
-from fer_jax.data import crops, transforms
+from fer_jax.data import pp as pp_lib
+from fer_jax.data import pp_ops
 
 # Fields a model or task may need; the rest (landmarks, eyes...) stay in the source.
 LABEL_FIELDS = ('valence', 'arousal', 'expression', 'compound', 'aus', 'has_va',
@@ -28,46 +29,30 @@ class BadRecordError(ValueError):
   """A record whose image or labels cannot be used; names the record."""
 
 
-def _has_points(points) -> bool:
-  """Whether a record's points (landmarks, eyes) are given: some, all finite."""
-  if points is None:
-    return False
-  points = np.asarray(points, np.float64)
-  return points.size > 0 and bool(np.all(np.isfinite(points)))
-
-
 @dataclasses.dataclass(frozen=True)
 class Preprocess:
-  """Turns a record into a float32 example; the papers' steps as options.
+  """Turns a record into a float32 example: the ops of a pp string
+  (`fer_jax.data.pp`, e.g. 'crop_eyes(48)|gray|resize(48)|flip_lr|minmax').
 
-  crop: 'none', 'eyes' (001: eye-aligned box) or 'landmarks' (002: landmark box);
-    a record without them takes them from `detector`.
   detector: (image, 'eyes' | 'landmarks', where) -> the (2, 2) eye centres or
     (68, 2) landmarks of the image's face (`fer_jax.face.points.find_points`:
     the face detector, and dlib), raising BadRecordError where it finds none;
     None: a cropped record must carry its points.
-  normalize: 'unit' (x/255), 'minmax' (001: per-image stretch, then /255),
-    'mean_std' ((x/255 - mean) / std; 002 uses 0.5/0.5), 'featurewise'
-    (004: Keras' featurewise_center + featurewise_std_normalization,
-    (x - featurewise_mean) / (featurewise_std + 1e-6) per channel, the
-    statistics of the training images in pixel units [0, 255], see
-    `statistics.featurewise_stats`), 'none' (float32 pixels, 0..255).
-  Augmentations apply only when `train` and a rng is given.
+  crop: '' keeps the pp's crop; 'none', 'eyes' or 'landmarks' replaces it (a
+    mixture entry's own crop; the predictor, which crops the face itself).
+  Augmentation ops apply only when a rng is given (training).
   """
-  image_size: int
-  channels: int = 3
-  crop: str = 'none'
-  normalize: str = 'unit'
-  mean: Any = 0.5
-  std: Any = 0.5
-  hflip: bool = False
-  rotation: float = 0.0   # max degrees (004: 45)
-  shift: float = 0.0      # max fraction of the side (004: 0.2)
-  pad_crop: int = 0       # pad then random crop back (003: 4)
+  pp: str
   name: str = 'dataset'
-  featurewise_mean: Any = None  # per-channel, pixel units ('featurewise')
-  featurewise_std: Any = None
   detector: Optional[Callable[[np.ndarray, str, str], np.ndarray]] = None
+  crop: str = ''
+
+  def __post_init__(self):
+    object.__setattr__(self, '_ops', pp_lib.build(self.effective_pp))
+
+  @property
+  def effective_pp(self) -> str:
+    return pp_lib.with_crop(self.pp, self.crop) if self.crop else self.pp
 
   def __call__(self, record: Dict[str, Any], rng: Optional[np.random.Generator] = None):
     where = f'{self.name} record {record.get("index", "?")}'
@@ -76,63 +61,12 @@ class Preprocess:
       raise BadRecordError(f'{where}: image must be a non-empty uint8 HxWxC array, '
                            f'got dtype {image.dtype} shape {image.shape}')
     _check_labels(record, where)
-    if self.crop == 'eyes':
-      eyes = np.asarray(record.get('eyes', np.full((2, 2), np.nan)), np.float64)
-      if not np.all(np.isfinite(eyes)):  # photographs without landmarks (SFEW)
-        eyes = self._detect(image, 'eyes', where)
-      image = crops.align_by_eyes(image, eyes, self.image_size)
-    elif self.crop == 'landmarks':
-      points = record.get('landmarks')
-      if not _has_points(points):  # photographs without landmarks (SFEW)
-        points = self._detect(image, 'landmarks', where)
-      image = crops.landmark_box_crop(image, points, self.image_size)
-    elif self.crop != 'none':
-      raise ValueError(f'Unknown crop {self.crop!r}; valid: none, eyes, landmarks')
-    image = transforms.to_channels(image, self.channels)
-    if image.shape[:2] != (self.image_size, self.image_size):
-      image = transforms.resize(image, self.image_size)
-    if rng is not None:
-      image = self._augment(image, rng)
+    ctx = pp_ops.Context(rng=rng, detector=self.detector, where=where)
+    for op in self._ops:
+      image = op(image, record, ctx)
     example = {k: np.asarray(record[k]) for k in LABEL_FIELDS if k in record}
-    example['image'] = self._normalize(image)
+    example['image'] = image
     return example
-
-  def _detect(self, image, what, where):
-    if self.detector is None:
-      raise ValueError(f'{where}: the {what} crop needs {what}; the record has '
-                       'none and no face detector was given (Preprocess.detector)')
-    return self.detector(image, what, where)
-
-  def _augment(self, image, rng):
-    if self.rotation:
-      image = transforms.random_rotation(image, rng, self.rotation)
-    if self.shift:
-      image = transforms.random_shift(image, rng, self.shift)
-    if self.hflip:
-      image = transforms.random_hflip(image, rng)
-    if self.pad_crop:
-      image = transforms.pad_random_crop(image, rng, self.pad_crop)
-    return image
-
-  def _normalize(self, image):
-    if self.normalize == 'unit':
-      return image.astype(np.float32) / 255.0
-    if self.normalize == 'minmax':
-      return transforms.minmax_stretch(image) / 255.0
-    if self.normalize == 'mean_std':
-      return transforms.normalize(image, self.mean, self.std)
-    if self.normalize == 'featurewise':
-      if self.featurewise_mean is None or self.featurewise_std is None:
-        raise ValueError("normalize='featurewise' needs featurewise_mean / _std "
-                         "(the training images' statistics, "
-                         'statistics.featurewise_stats)')
-      # Keras ImageDataGenerator.standardize: x -= mean; x /= (std + 1e-6).
-      x = image.astype(np.float32) - np.asarray(self.featurewise_mean, np.float32)
-      return x / (np.asarray(self.featurewise_std, np.float32) + np.float32(1e-6))
-    if self.normalize == 'none':
-      return image.astype(np.float32)
-    raise ValueError(f'Unknown normalize {self.normalize!r}; valid: unit, minmax, '
-                     'mean_std, featurewise, none')
 
 
 def _check_labels(record, where):
@@ -147,34 +81,77 @@ def _check_labels(record, where):
     raise BadRecordError(f'{where}: AU labels hold NaN/inf')
 
 
-def preprocess_from_config(data_config, name='dataset',
-                           detector=None) -> Preprocess:
-  """The Preprocess of a `config.data` section (`detector`: see Preprocess).
+def pp_of_config(data_config, values: str = '') -> str:
+  """The pp string of a `config.data` section: `data.pp` where set, else the
+  one its fields (crop, channels, image_size, augment, normalize, mean, std)
+  spell (runs written before pp). With data.pp, a `data.crop` other than
+  its crop replaces it (a `data.test_sources` section's own crop); the other
+  fields must agree with it. `values`: another value op in place of
+  the section's (e.g. 'float': pixel units, as featurewise statistics are
+  computed).
 
-  normalize='featurewise' takes its statistics from
-  `data.featurewise_stats` ({'mean': [C], 'std': [C]}, pixel units): the train
-  loop computes them from the training data
+  A 'featurewise' op without arguments takes its statistics from
+  `data.featurewise_stats` ({'mean': [C], 'std': [C]}, pixel units): the
+  train loop computes them from the training data
   (`statistics.featurewise_stats_of_config`) and writes them into the run's
   config.json.
   """
-  aug = data_config.get('augment', {})
-  pre = Preprocess(
-      image_size=data_config.image_size, channels=data_config.channels,
-      crop=data_config.get('crop', 'none'),
-      normalize=data_config.get('normalize', 'unit'),
-      mean=data_config.get('mean', 0.5), std=data_config.get('std', 0.5),
-      hflip=aug.get('hflip', False), rotation=aug.get('rotation', 0.0),
-      shift=aug.get('shift', 0.0), pad_crop=aug.get('pad_crop', 0), name=name,
-      detector=detector)
-  if pre.normalize == 'featurewise':
+  spec = data_config.get('pp', '')
+  if spec:
+    crop = data_config.get('crop')
+    if crop and crop != pp_lib.crop_of(spec)[0]:
+      spec = pp_lib.with_crop(spec, crop)  # a test source's own, an override
+    _check_fields(data_config, spec)
+  else:
+    spec = pp_lib.from_fields(data_config)
+  if values:
+    return pp_lib.with_value(spec, values)
+  ops = pp_lib.parse(spec)
+  name, args, kwargs = ops[-1]
+  if name == 'featurewise' and not args and not kwargs:
     stats = data_config.get('featurewise_stats')
     if not stats:
-      raise ValueError(f"{name}: normalize='featurewise' needs "
-                       "data.featurewise_stats (the training images' statistics: "
+      raise ValueError('the featurewise op needs data.featurewise_stats '
+                       "(the training images' statistics: "
                        'statistics.featurewise_stats_of_config)')
-    pre = dataclasses.replace(pre, featurewise_mean=tuple(stats['mean']),
-                              featurewise_std=tuple(stats['std']))
-  return pre
+    ops[-1] = (name, (tuple(stats['mean']), tuple(stats['std'])), {})
+  return pp_lib.unparse(ops)
+
+
+def _check_fields(data_config, spec):
+  """Raises where a field that code reads besides the pipeline (crop,
+  image_size, channels, normalize, augment...) says other than `data.pp`."""
+  for key, want in pp_lib.fields_of(spec).items():
+    have = data_config.get(key)
+    if key == 'augment' and have is not None:
+      have = {k: have[k] for k in want if k in have}
+      want = {k: want[k] for k in have}
+    if have is not None and _plain(have) != _plain(want):
+      raise ValueError(f'data.{key} is {_plain(have)!r} but data.pp {spec!r} '
+                       f'makes it {_plain(want)!r}: change data.pp and the '
+                       'fields together (configs.common.set_pp sets both)')
+
+
+def _plain(value):
+  """A config value comparable with a pp literal (lists as tuples)."""
+  if hasattr(value, 'to_dict'):
+    value = value.to_dict()
+  if isinstance(value, dict):
+    return {k: _plain(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return tuple(_plain(v) for v in value)
+  return value
+
+
+def preprocess_from_config(data_config, name='dataset', detector=None,
+                           values: str = '') -> Preprocess:
+  """The Preprocess of a `config.data` section (`pp_of_config`; `detector`:
+  see Preprocess)."""
+  try:
+    spec = pp_of_config(data_config, values)
+  except ValueError as e:
+    raise ValueError(f'{name}: {e}') from None
+  return Preprocess(spec, name=name, detector=detector)
 
 
 def limit(source, n: int):

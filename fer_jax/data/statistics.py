@@ -15,6 +15,8 @@ import numpy as np
 from fer_jax.data import labels as label_lib
 from fer_jax.data import mixing
 from fer_jax.data import pipeline
+from fer_jax.data import pp
+from fer_jax.data import pp_ops
 from fer_jax.data import sources
 
 
@@ -120,12 +122,11 @@ def image_moments(source, preprocess: pipeline.Preprocess, num_records: int = 0,
   k = n if num_records <= 0 else min(num_records, n)
   idx = np.unique(np.linspace(0, n - 1, k).round().astype(np.int64)) if k else (
       np.zeros(0, np.int64))
-  raw = dataclasses.replace(preprocess, normalize='none')
+  raw = dataclasses.replace(preprocess, pp=pp.with_value(preprocess.pp, 'float'))
   ds = grain.MapDataset.range(len(idx)).map(
       lambda i: raw(source[int(idx[i])])['image'].astype(np.float64))
   opts = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=8)
-  count, total, squares = 0, np.zeros(preprocess.channels), np.zeros(
-      preprocess.channels)
+  count, total, squares = 0, 0.0, 0.0  # [C] from the first image on
   for img in ds.to_iter_dataset(opts):
     px = img.reshape(-1, img.shape[-1])
     count += px.shape[0]
@@ -171,15 +172,14 @@ def featurewise_stats_of_config(data_config, detector=None):
   landmarks)."""
   d = data_config.to_dict() if hasattr(data_config, 'to_dict') else dict(data_config)
   # What the training images depend on (not the evaluation data, augmentation).
+  spec = pipeline.pp_of_config(data_config, values='float')
   d = {k: d.get(k) for k in ('name', 'source', 'train_split', 'train_records',
-                             'mixture', 'image_size', 'channels', 'crop',
-                             'featurewise_records', 'num_threads')}
+                             'mixture', 'featurewise_records', 'num_threads')}
+  d['pp'] = pp.unparse([op for op in pp.parse(spec)
+                        if op[0] not in pp_ops.RANDOM_OPS])
   key = json.dumps(d, sort_keys=True, default=str)
   if key not in _STATS_CACHE:
-    pre = pipeline.Preprocess(image_size=d['image_size'],
-                              channels=d['channels'] or 3,
-                              crop=d['crop'] or 'none', normalize='none',
-                              detector=detector)
+    pre = pipeline.Preprocess(d['pp'], detector=detector)
     _STATS_CACHE[key] = featurewise_stats(
         data_config, pre, int(d.get('featurewise_records', 0) or 0),
         num_threads=int(d.get('num_threads', 2) or 2))

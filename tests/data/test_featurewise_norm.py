@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fer_jax.data import pipeline
+from fer_jax.data import pp
 from fer_jax.data import statistics
 
 
@@ -25,7 +26,7 @@ class _Images:
             'has_expression': np.bool_(True)}
 
 
-PRE = pipeline.Preprocess(image_size=6, channels=3, normalize='none')
+PRE = pipeline.Preprocess('rgb|resize(6)|float')
 
 
 def _keras(x, mean, std):  # ImageDataGenerator.standardize
@@ -38,9 +39,8 @@ def test_statistics_and_normalisation_match_numpy():
   stats = statistics.featurewise_stats_of_source(src, PRE)
   np.testing.assert_allclose(stats['mean'], x.mean((0, 1, 2)), rtol=1e-12)
   np.testing.assert_allclose(stats['std'], x.std((0, 1, 2)), rtol=1e-10)
-  pre = pipeline.Preprocess(image_size=6, channels=3, normalize='featurewise',
-                            featurewise_mean=stats['mean'],
-                            featurewise_std=stats['std'])
+  pre = pipeline.Preprocess(
+      f"rgb|resize(6)|featurewise({stats['mean']!r}, {stats['std']!r})")
   out = np.stack([pre(src[i])['image'] for i in range(len(src))])
   assert out.dtype == np.float32
   np.testing.assert_allclose(out, _keras(x, x.mean((0, 1, 2)), x.std((0, 1, 2))),
@@ -52,8 +52,8 @@ def test_statistics_and_normalisation_match_numpy():
   idx = np.unique(np.linspace(0, 9, 4).round().astype(int))
   np.testing.assert_allclose(sub['mean'], x[idx].mean((0, 1, 2)), rtol=1e-12)
   np.testing.assert_allclose(sub['std'], x[idx].std((0, 1, 2)), rtol=1e-10)
-  with pytest.raises(ValueError, match='featurewise_mean'):
-    pipeline.Preprocess(6, normalize='featurewise')(src[0])
+  with pytest.raises(ValueError, match='featurewise: missing argument mean, std'):
+    pipeline.Preprocess('resize(6)|featurewise')
 
 
 def _data(**kw):
@@ -61,6 +61,13 @@ def _data(**kw):
       'name': 'x', 'source': {'which': 'a'}, 'train_split': 'train',
       'train_records': 0, 'image_size': 6, 'channels': 3, 'crop': 'none',
       'normalize': 'featurewise', 'num_threads': 1, **kw})
+
+
+def _stats(pre):
+  """The (mean, std) of a Preprocess's featurewise op."""
+  name, args, _ = pp.parse(pre.pp)[-1]
+  assert name == 'featurewise'
+  return args
 
 
 def _with_stats(data_config):
@@ -76,21 +83,23 @@ def test_stats_of_a_config_one_source_or_a_mixture(monkeypatch):
                       lambda d, split: fakes[d.source.which])
   xa, xb = (fakes[k].images.astype(np.float64) for k in 'ab')
   pre = pipeline.preprocess_from_config(_with_stats(_data(train_records=5)))
-  np.testing.assert_allclose(pre.featurewise_mean, xa[:5].mean((0, 1, 2)))
-  np.testing.assert_allclose(pre.featurewise_std, xa[:5].std((0, 1, 2)))
+  mean, std = _stats(pre)
+  np.testing.assert_allclose(mean, xa[:5].mean((0, 1, 2)))
+  np.testing.assert_allclose(std, xa[:5].std((0, 1, 2)))
   # A mixture weighted by size: the statistics of the concatenation.
   mix = _data(mixture=[dict(name='x', source=dict(which='a'), weight='size'),
                        dict(name='x', source=dict(which='b'), weight='size')])
   pre = pipeline.preprocess_from_config(_with_stats(mix))
   both = np.concatenate([xa, xb])
-  np.testing.assert_allclose(pre.featurewise_mean, both.mean((0, 1, 2)))
-  np.testing.assert_allclose(pre.featurewise_std, both.std((0, 1, 2)))
+  mean, std = _stats(pre)
+  np.testing.assert_allclose(mean, both.mean((0, 1, 2)))
+  np.testing.assert_allclose(std, both.std((0, 1, 2)))
   # Statistics written in the config are used as they are.
   with pytest.raises(ValueError, match='featurewise_stats'):
     pipeline.preprocess_from_config(_data())  # none given: nothing to normalise by
   given = _data(featurewise_stats={'mean': (1.0, 2.0, 3.0), 'std': (2.0,) * 3})
   pre = pipeline.preprocess_from_config(given)
-  assert pre.featurewise_mean == (1.0, 2.0, 3.0)
+  assert _stats(pre) == ((1.0, 2.0, 3.0), (2.0, 2.0, 2.0))
   np.testing.assert_allclose(pre(fakes['a'][0])['image'],
                              (xa[0] - [1, 2, 3]) / (2 + 1e-6), atol=1e-5)
 

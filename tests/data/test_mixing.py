@@ -24,7 +24,7 @@ class _Fake:
             'has_compound': np.bool_(False)}
 
 
-_PRE = pipeline.Preprocess(image_size=4, channels=1)
+_PRE = pipeline.Preprocess('gray|resize(4)|unit')
 
 
 def _mix(weights, groups, steps=60, batch=10, **kw):
@@ -89,7 +89,7 @@ def test_train_mixture_from_config():
       dict(name='synthetic', source=dict(preset='emotionet_like', image_size=16),
            weight=1, train_records=50)]})
   assert mixing.mixture_groups(d) == ('expression', 'aus')
-  pre = pipeline.Preprocess(image_size=16, channels=3)
+  pre = pipeline.Preprocess('rgb|resize(16)|unit')
   b = mixing.train_mixture(d, pre, 8, 3, seed=0)[0]
   assert b['image'].shape == (8, 16, 16, 3) and set(b['dataset_id']) == {0, 1}
   np.testing.assert_array_equal(b['label_mask'][:, 0], b['dataset_id'] == 0)

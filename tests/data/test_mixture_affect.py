@@ -33,7 +33,7 @@ def test_affect_mixture_samples_like_the_concatenation(monkeypatch):
       dict(name='x', source=dict(which='large'), weight='size')]})
   mixing.check_task_groups(d, ('expression',))
   assert mixing.mixture_num_records(d) == 300
-  pre = pipeline.Preprocess(image_size=8, channels=1)
+  pre = pipeline.Preprocess('gray|resize(8)|unit')
   ds = mixing.train_mixture(d, pre, 20, 50, seed=0, union_labels=False)
   b = ds[0]
   assert 'labels' not in b and 'label_mask' not in b  # the affect task's fields
@@ -42,7 +42,8 @@ def test_affect_mixture_samples_like_the_concatenation(monkeypatch):
   assert np.mean(ids == 0) == pytest.approx(0.1, abs=0.03)  # 30 / 300
   # Each entry keeps its own crop; the rest of preprocessing is shared.
   pres = [mixing.entry_preprocess(pre, e) for e in d.mixture]
-  assert [p.crop for p in pres] == ['eyes', 'none']
+  assert [p.effective_pp for p in pres] == [
+      'crop_eyes(8)|gray|resize(8)|unit', 'gray|resize(8)|unit']
   # data.train_records caps every entry (quick runs).
   d.train_records = 20
   assert mixing.mixture_num_records(d) == 40

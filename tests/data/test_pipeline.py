@@ -7,8 +7,8 @@ from fer_jax.data import pipeline
 from fer_jax.data.synthetic import SyntheticSource
 
 
-def _pp(**kw):
-  return pipeline.Preprocess(image_size=24, channels=1, **kw)
+def _pp(ops='', value='unit'):
+  return pipeline.Preprocess(f'gray|resize(24){ops}|{value}')
 
 
 @pytest.fixture(scope='module')
@@ -17,8 +17,8 @@ def source():
 
 
 def test_same_seed_same_batches_and_restart_at_a_step(source):
-  ds = pipeline.train_dataset(source, _pp(hflip=True, rotation=10), 8, 30, seed=3)
-  again = pipeline.train_dataset(source, _pp(hflip=True, rotation=10), 8, 30, seed=3)
+  ds = pipeline.train_dataset(source, _pp('|rotate(10)|flip_lr'), 8, 30, seed=3)
+  again = pipeline.train_dataset(source, _pp('|rotate(10)|flip_lr'), 8, 30, seed=3)
   it = pipeline.to_iterator(again, start=5, num_threads=2)
   for k in range(5, 9):
     a, b = ds[k], next(it)
@@ -62,12 +62,12 @@ def test_eval_dataset_pads_the_last_batch_with_a_mask(source):
 
 def test_preprocess_output_and_normalisations(source):
   rec = source[0]
-  ex = _pp(normalize='unit')(rec)
+  ex = _pp(value='unit')(rec)
   assert ex['image'].shape == (24, 24, 1) and ex['image'].dtype == np.float32
   assert 0 <= ex['image'].min() and ex['image'].max() <= 1
-  mm = _pp(normalize='minmax')(rec)['image']
+  mm = _pp(value='minmax')(rec)['image']
   assert mm.min() == 0 and abs(mm.max() - 1) < 1e-6
-  ms = _pp(normalize='mean_std', mean=0.5, std=0.5)(rec)['image']
+  ms = _pp(value='mean_std(0.5, 0.5)')(rec)['image']
   np.testing.assert_allclose(ms, (ex['image'] - 0.5) / 0.5, atol=1e-6)
 
 
@@ -75,14 +75,14 @@ def test_bad_records_are_named():
   rec = dict(SyntheticSource('affectnet_like', 'train', image_size=24)[7])
   rec['valence'] = np.float32('nan')
   with pytest.raises(pipeline.BadRecordError, match='affectnet/train record 7: valence'):
-    pipeline.Preprocess(24, name='affectnet/train')(rec)
+    pipeline.Preprocess('resize(24)|unit', name='affectnet/train')(rec)
   rec = dict(SyntheticSource('affectnet_like', 'train', image_size=24)[8])
   rec['expression'] = np.int32(9)
   with pytest.raises(pipeline.BadRecordError, match='record 8: expression label 9'):
-    pipeline.Preprocess(24)(rec)
+    pipeline.Preprocess('resize(24)|unit')(rec)
   rec['image'] = np.zeros((0, 5, 3), np.uint8)
   with pytest.raises(pipeline.BadRecordError, match='record 8: image'):
-    pipeline.Preprocess(24)(rec)
+    pipeline.Preprocess('resize(24)|unit')(rec)
 
 
 def test_a_crop_without_points_asks_the_detector_it_is_given():
@@ -96,10 +96,10 @@ def test_a_crop_without_points_asks_the_detector_it_is_given():
   def detector(image, what, where):
     asked.append((what, where))
     return eyes
-  out = pipeline.Preprocess(24, crop='eyes', normalize='none', name='sfew',
+  out = pipeline.Preprocess('crop_eyes(24)|float', name='sfew',
                             detector=detector)(record)['image']
   assert asked == [('eyes', 'sfew record 4')]
   np.testing.assert_array_equal(out, crops.align_by_eyes(img, eyes, 24).astype(np.float32))
   with pytest.raises(ValueError, match='sfew record 4: the eyes crop needs eyes; '
                      'the record has none and no face detector was given'):
-    pipeline.Preprocess(24, crop='eyes', name='sfew')(record)
+    pipeline.Preprocess('crop_eyes(24)|unit', name='sfew')(record)

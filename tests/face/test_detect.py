@@ -73,7 +73,7 @@ def test_pipeline_eye_crop_of_a_photo_without_eyes_uses_the_detector():
   from fer_jax.data import crops, pipeline
   from fer_jax.face import points
   img = skimage_data.astronaut()
-  prep = pipeline.Preprocess(image_size=64, channels=1, crop='eyes', normalize='unit',
+  prep = pipeline.Preprocess('crop_eyes(64)|gray|unit',
                              detector=points.find_points)
   record = {'image': img, 'eyes': np.full((2, 2), np.nan), 'expression': 3,
             'has_expression': True, 'index': 5}

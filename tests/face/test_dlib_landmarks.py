@@ -72,7 +72,7 @@ def test_pipeline_landmark_crop_of_a_photo_without_landmarks(astronaut):
   """002 on real photographs: the 'landmarks' crop of a record without them
   takes the detector's face and dlib's points, through the same crop."""
   img, _, pts = astronaut
-  prep = pipeline.Preprocess(image_size=48, crop='landmarks', normalize='none',
+  prep = pipeline.Preprocess('crop_landmarks(48)|rgb|float',
                              detector=points.find_points)
   record = {'image': img, 'landmarks': np.full((68, 2), np.nan, np.float32),
             'index': 3}

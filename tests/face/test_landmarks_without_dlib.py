@@ -28,7 +28,7 @@ def test_dlib_landmarks_names_the_extra(no_dlib):
 
 
 def test_pipeline_landmark_crop_without_landmarks_names_record_and_extra(no_dlib):
-  prep = pipeline.Preprocess(image_size=32, crop='landmarks', name='sfew',
+  prep = pipeline.Preprocess('crop_landmarks(32)|rgb|unit', name='sfew',
                              detector=points.find_points)
   record = {'image': np.zeros((64, 64, 3), np.uint8), 'index': 7,
             'landmarks': np.full((68, 2), np.nan, np.float32)}

@@ -6,6 +6,7 @@ import numpy as np
 
 from fer_jax.data import pipeline
 from fer_jax.data.sources import get_source
+from fer_jax.face import points
 from fer_jax.protocols import kfold
 from fer_jax.train import workdir as workdir_lib
 
@@ -66,8 +67,10 @@ def load_personal_data(config) -> PersonalData:
                       .astype(np.float32),
                       subject=col('subject'), clip=col('clip'), frame=col('frame'))
   check_personal_data(data)
+  # Frames carry no eyes or landmarks: a cropping pipeline asks the detector.
   pre = pipeline.preprocess_from_config(config.pretrain.data,
-                                        name=f'{pc.name}/{pc.split}')
+                                        name=f'{pc.name}/{pc.split}',
+                                        detector=points.find_points)
   # Labels are checked above, by subject; Preprocess sees the image only.
   data.images = np.stack([pre({'image': im})['image'] for im in data.images])
   return data

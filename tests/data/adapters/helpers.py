@@ -36,7 +36,8 @@ def through_tfds(name, kwargs, tmp_path, splits):
 
 def through_pipeline(source, channels=3, size=32):
   """Eval batches keep the labels in order; a train batch preprocesses."""
-  pre = Preprocess(image_size=size, channels=channels, name=source.name)
+  pre = Preprocess(f'{"gray" if channels == 1 else "rgb"}|resize({size})|unit',
+                   name=source.name)
   batch = eval_dataset(source, pre, global_batch=4)[0]
   n = min(4, len(source))
   np.testing.assert_array_equal(batch['expression'][:n],

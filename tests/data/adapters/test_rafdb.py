@@ -75,7 +75,7 @@ def test_eye_crop_uses_the_manual_eyes(tmp_path):
   write_rafdb(tmp_path, LINES, {'train_00001': manu_attri(),
                                 'test_0001': manu_attri()})
   src = DATASETS.get('rafdb')('train', manual_dir=str(tmp_path), aligned=False)
-  pre = Preprocess(image_size=48, crop='eyes', normalize='none', name='rafdb',
+  pre = Preprocess('crop_eyes(48)|rgb|float', name='rafdb',
                    detector=points.find_points)
   r = src[0]
   out = pre(r)['image']
