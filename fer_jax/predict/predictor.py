@@ -17,10 +17,13 @@ non-finite outputs (`NonFiniteError`): a damaged checkpoint must not write
 rows that look like predictions.
 
 MC dropout (`mc_passes` > 0): T extra passes with the dropout layers sampling
-(BatchNorm keeps its running statistics); the point values stay those of the
-deterministic pass, the spread of the T passes is reported as `<value>_std`,
-`<classes>_entropy` (of the mean probabilities) and `<classes>_mutual_info`
-(its epistemic part), `<scores>_std` (mean over the labels).
+(BatchNorm keeps its running statistics), drawn by the study's
+`train.batched.mc_dropout_predict`: pass t of the crop in batch slot i takes
+its masks from example_keys(split(fold_in(key(seed), call), T)[t], 0, i). The
+point values stay those of the deterministic pass, the spread of the T passes
+is reported as `<value>_std`, `<classes>_entropy` (of the mean probabilities)
+and `<classes>_mutual_info` (its epistemic part), `<scores>_std` (mean over
+the labels).
 """
 import dataclasses
 import os
@@ -62,29 +65,6 @@ class Output:
 
 
 # --------------------------------------------------------------- predictors
-
-
-def _sample_dropout(next_fun, args, kwargs, context):
-  """Flax interceptor: every nn.Dropout samples a mask, whatever `train` says.
-
-  The model runs with train=False (BatchNorm on running statistics); only the
-  dropout layers turn stochastic, drawing from the 'dropout' rng.
-  """
-  import flax.linen as nn  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  mod = context.module
-  if (not isinstance(mod, nn.Dropout) or context.method_name != '__call__'
-      or not 0.0 < mod.rate < 1.0):
-    return next_fun(*args, **kwargs)
-  x = args[0] if args else kwargs['inputs']
-  shape = list(x.shape)
-  for d in mod.broadcast_dims:
-    shape[d] = 1
-  keep = jax.random.bernoulli(mod.make_rng(mod.rng_collection), 1.0 - mod.rate,
-                              shape)
-  keep = jnp.broadcast_to(keep, x.shape)
-  return jnp.where(keep, x / (1.0 - mod.rate), jnp.zeros_like(x))
 
 
 def _fast_separable(next_fun, args, kwargs, context):
@@ -173,6 +153,7 @@ class Predictor:
     import jax  # pylint: disable=g-import-not-at-top
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
     import flax.linen as nn  # pylint: disable=g-import-not-at-top
+    from fer_jax.train import batched  # pylint: disable=g-import-not-at-top
     if batch_size < 1:
       raise ValueError(f'batch_size must be >= 1, got {batch_size}')
     if mc_passes < 0:
@@ -201,13 +182,11 @@ class Predictor:
     def fwd(v, x, key):
       with nn.intercept_methods(_fast_separable):
         out = dict(postprocess(model.apply(v, x, False)))
-      if mc_passes:
-        def one(k):
-          with nn.intercept_methods(_fast_separable), \
-               nn.intercept_methods(_sample_dropout):
-            return postprocess(model.apply(v, x, False, rngs={'dropout': k}))
-        samples = jax.vmap(one)(jax.random.split(key, mc_passes))
-        out.update(_mc_summary(samples, self.outputs))
+        if mc_passes:
+          logits = batched.mc_dropout_predict(
+              model, v, x, jax.random.split(key, mc_passes))
+          samples = jax.vmap(postprocess)(logits)
+          out.update(_mc_summary(samples, self.outputs))
       return out
     self._fwd = jax.jit(fwd)
     self._key = jax.random.key(seed)
@@ -336,12 +315,21 @@ def load_workdir(workdir: str, which: str = 'best', batch_size: int = 32,
   model = build_model(config, task)
   _, variables = cross_dataset.load_variables(workdir, which)
   size, channels = int(config.data.image_size), int(config.data.channels)
-  # The crop is made here; preprocessing keeps channels, resize, normalization.
-  prep = dataclasses.replace(
-      pipeline.preprocess_from_config(config.data, name=f'predict:{workdir}'),
-      crop='none')
-  crop = crop_of_training(config.data.get('crop', 'none'), size, workdir)
-  shape = (size, size, channels)
+  published = config.get('published_features')
+  if published:
+    # A head fitted on a published model's frozen features (a personal
+    # model of launch/personal.py fit): its crop and preprocessing.
+    base = load_published(published, batch_size)
+    prep, crop, shape = base._preprocess, base.crop, base.input_shape  # pylint: disable=protected-access
+  else:
+    # The crop is made here; preprocessing keeps channels, resize,
+    # normalization.
+    run_prep = dataclasses.replace(
+        pipeline.preprocess_from_config(config.data, name=f'predict:{workdir}'),
+        crop='none')
+    prep = lambda c: run_prep({'image': c})['image']  # noqa: E731
+    crop = crop_of_training(config.data.get('crop', 'none'), size, workdir)
+    shape = (size, size, channels)
   shapes = jax.eval_shape(lambda z: task.predict(z),
                           jax.ShapeDtypeStruct((1, task.num_outputs), jnp.float32))
   order = getattr(task, 'targets', ())  # jax returns dicts key-sorted
@@ -350,7 +338,7 @@ def load_workdir(workdir: str, which: str = 'best', batch_size: int = 32,
                                         else len(order), k))
   outputs = _output_kinds(config.task.name, {k: shapes[k].shape for k in names})
   return Predictor(os.path.abspath(workdir), model, variables, task.predict,
-                   lambda c: prep({'image': c})['image'], shape, outputs, crop,
+                   prep, shape, outputs, crop,
                    batch_size, mc_passes, getattr(task, 'va_scale', 1.0), seed,
                    buckets)
 

@@ -341,24 +341,27 @@ def select(name: str, *, k: Optional[int] = None, key=None, features=None,
                        pred_samples=pred_samples, valid=valid))
 
 
-def select_batch(name: str, *, k: Optional[int] = None, key=None,
+def select_batch(name: str, *, k: Optional[int] = None, key=None, keys=None,
                  features=None, outputs=None, pred_samples=None,
                  valid=None) -> np.ndarray:
   """`select` vmapped over B padded pools (e.g. subjects x folds).
 
   features [B, N, D], outputs [B, N, P] (or [B, N]), pred_samples [B, T, N]
   or [B, T, N, P], valid [B, N]. Pool b draws its random order from
-  fold_in(key, b). k=None gives every pool's full order, [B, N] with -1 after
-  its valid entries; an explicit k must be in [1, the smallest pool].
+  fold_in(key, b), or from keys[b] when `keys` [B] is given instead. k=None
+  gives every pool's full order, [B, N] with -1 after its valid entries; an
+  explicit k must be in [1, the smallest pool].
 
   Returns:
     int numpy [B, k].
   """
-  fn = SAMPLERS.get(name)
+  SAMPLERS.get(name)  # an unknown name fails first
+  if key is not None and keys is not None:
+    raise ValueError('Give `key` or `keys`, not both.')
   arrays = dict(features=features, outputs=outputs, pred_samples=pred_samples,
-                valid=valid)
+                valid=valid, keys=keys)
   arrays = {a: v for a, v in arrays.items() if v is not None}
-  if not arrays:
+  if not set(arrays) - {'keys'}:
     raise ValueError('Give the pools: features, outputs, pred_samples or valid.')
   b = {np.shape(v)[0] for v in arrays.values()}
   if len(b) != 1:
@@ -383,13 +386,15 @@ def select_batch(name: str, *, k: Optional[int] = None, key=None,
 
 @functools.lru_cache(maxsize=None)
 def _batched(name: str, k: int):
-  """One jitted vmap per (sampler, k); pool b's key is fold_in(key, b)."""
+  """One jitted vmap per (sampler, k); pool b's key is keys[b] if given, else
+  fold_in(key, b)."""
   fn = SAMPLERS.get(name)
 
   @jax.jit
   def run(key, arrays):
+    arrays = dict(arrays)
+    keys = arrays.pop('keys', None)
     b = jax.tree.leaves(arrays)[0].shape[0]
-    keys = None
     if key is not None:
       keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(b))
     return jax.vmap(lambda kk, a: fn(k=k, key=kk, **a))(keys, arrays)

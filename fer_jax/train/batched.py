@@ -44,7 +44,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from fer_jax.models import partition
 from fer_jax.train.mesh import jit_shardings, per_device, to_host
+from fer_jax.train.step import inference_batchnorm
 
 # Stream tags under a model's key.
 _ORDER, _DROPOUT, _ROUND = 1, 2, 4
@@ -106,6 +108,17 @@ def masked_mse(pred, y, mask):
 # ------------------------------------------------------------- apply functions
 
 
+def per_example(model, variables, x, keys, method=None):
+  """`model.apply(variables, x[i:i+1], train=True)` for every example i, with
+  its own dropout key keys[i] (vmapped), so an example's mask does not depend on
+  the batch it sits in."""
+  def one(xi, k):
+    out = model.apply(variables, xi[None], True, rngs={'dropout': k},
+                      method=method)
+    return jax.tree.map(lambda a: a[0], out)
+  return jax.vmap(one)(x, keys)
+
+
 def head_apply(model) -> ApplyFn:
   """The dense part `model.predict_head` on features; params = the 'head' tree.
 
@@ -115,10 +128,7 @@ def head_apply(model) -> ApplyFn:
     variables = {'params': {'head': params}}
     if not train:
       return model.apply(variables, x, False, method='predict_head'), extra
-    one = lambda xi, k: model.apply(variables, xi[None], True,
-                                    rngs={'dropout': k},
-                                    method='predict_head')[0]
-    return jax.vmap(one)(x, keys), extra
+    return per_example(model, variables, x, keys, 'predict_head'), extra
   return apply
 
 
@@ -145,16 +155,24 @@ def full_apply(model) -> ApplyFn:
   return apply
 
 
-def mc_dropout_predict(apply_fn: ApplyFn, params, x, keys, frame_ids=None):
-  """T stochastic passes [T, N, P] as ONE vmapped call over the T dropout keys.
+def mc_dropout_predict(model, variables, x, keys, frame_ids=None,
+                       method=None):
+  """T stochastic passes [T, N, ...] of x [N, ...], ONE call vmapped over the T
+  dropout keys: the study's MCDUE, the participant's proposals and the
+  predictor's spread columns all sample here.
 
-  Frame i of pass t draws its mask from fold_in(fold_in(keys[t], _DROPOUT)...,
-  frame_ids[i]) (see `example_keys`), so splitting frames into batches does not
-  change the result.
+  A pass is `model.apply(..., train=True, method=method)` with every BatchNorm
+  layer on its running statistics (`step.inference_batchnorm`): dropout samples,
+  nothing else changes. Frame i of pass t draws its masks from
+  example_keys(keys[t], 0, frame_ids)[i] (`per_example`), so splitting frames
+  into batches does not change the result.
   """
   ids = jnp.arange(x.shape[0]) if frame_ids is None else frame_ids
+  bn = partition.layer_paths(variables.get('batch_stats', {}))
+
   def one(k):
-    return apply_fn(params, {}, x, example_keys(k, 0, ids), True)[0]
+    with inference_batchnorm(bn):
+      return per_example(model, variables, x, example_keys(k, 0, ids), method)
   return jax.vmap(one)(keys)
 
 

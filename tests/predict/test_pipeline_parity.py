@@ -212,11 +212,13 @@ def _dropout_layer(model, variables, x, train, rngs=None, ones=False):
 
 
 def test_mc_dropout_columns_by_hand(workdir):
-  """Pass t keeps the units where training-mode dropout with key t keeps
-  them (key t: split(fold_in(key(seed), call), T)[t]); BatchNorm stays on its
-  running statistics. From the dense layer before dropout, the masks and the
-  output layer's weights: each pass's outputs, then their std, the entropy of
-  the mean probabilities and the mutual information, in float64."""
+  """Pass t keeps the units of crop i where training-mode dropout on that
+  crop alone, with key fold_in(fold_in(fold_in(key t, 2), 0), i), keeps them
+  (key t: split(fold_in(key(seed), call), T)[t]; the study's per-example dropout
+  keys, step 0); BatchNorm stays on its running statistics. From the dense
+  layer before dropout, the masks and the output layer's weights: each pass's
+  outputs, then their std, the entropy of the mean probabilities and the mutual
+  information, in float64."""
   wd = workdir('rgb_mean_std_dropout')
   t_passes, seed, rate = 32, 7, 0.5
   p = predict.load_workdir(wd, 'latest', batch_size=len(BOXES),
@@ -231,13 +233,17 @@ def test_mc_dropout_columns_by_hand(workdir):
   _, v = cross_dataset.load_variables(wd, 'latest')
   v = {'params': v['params'], 'batch_stats': v['batch_stats']}
   x = p.preprocess(crops)
-  # relu(fc1) in eval mode; the masks of training-mode dropout, one key each.
+  # relu(fc1) in eval mode; the masks of training-mode dropout, one key per
+  # pass and crop.
   hidden = np.asarray(jax.jit(lambda: _dropout_layer(model, v, x, False))(),
                       np.float64)
   keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), 0), t_passes)
-  mask_of = jax.jit(lambda k: _dropout_layer(model, v, x, True, {'dropout': k},
-                                             ones=True))
-  masks = np.stack([np.asarray(mask_of(k), np.float64) for k in keys]) * (1 - rate)
+  fold = jax.random.fold_in
+  mask_of = jax.jit(lambda k, i: _dropout_layer(
+      model, v, x[:1], True, {'dropout': fold(fold(fold(k, 2), 0), i)},
+      ones=True)[0])
+  masks = np.stack([[np.asarray(mask_of(k, i), np.float64)
+                     for i in range(len(x))] for k in keys]) * (1 - rate)
   assert set(np.unique(masks)) == {0.0, 1.0}
   assert abs(masks.mean() - (1 - rate)) < 0.05  # the layer's rate
   assert len({m.tobytes() for m in masks}) == t_passes  # a new mask each pass

@@ -57,21 +57,22 @@ def test_mc_dropout_vmapped_passes_equal_a_loop():
   x = np.random.default_rng(0).normal(size=(20, 10)).astype(np.float32)
   head = model.init({'params': jax.random.key(0)}, x[:1],
                     method='predict_head')['params']['head']
-  apply = batched.head_apply(model)
+  variables = {'params': {'head': head}}
+
+  def mc(x, keys, ids=None, m=model):
+    return np.asarray(batched.mc_dropout_predict(m, variables, x, keys, ids,
+                                                 method='predict_head'))
   keys = jax.random.split(jax.random.key(1), 6)
-  got = np.asarray(batched.mc_dropout_predict(apply, head, x, keys))
-  loop = np.stack([np.asarray(batched.mc_dropout_predict(apply, head, x, k[None])[0])
-                   for k in keys])
+  got = mc(x, keys)
+  loop = np.stack([mc(x, k[None])[0] for k in keys])
   np.testing.assert_allclose(got, loop, atol=1e-6)
   assert got.shape == (6, 20, 1)
   assert (got.std(0) > 0).all()
   # Splitting the frames into batches draws the same masks.
   ids = np.arange(20)
-  parts = [np.asarray(batched.mc_dropout_predict(apply, head, x[s], keys, ids[s]))
-           for s in (slice(0, 7), slice(7, 20))]
+  parts = [mc(x[s], keys, ids[s]) for s in (slice(0, 7), slice(7, 20))]
   np.testing.assert_allclose(np.concatenate(parts, 1), got, atol=1e-6)
-  none = np.asarray(batched.mc_dropout_predict(
-      batched.head_apply(model.clone(dropout=0.0)), head, x, keys))
+  none = mc(x, keys, m=model.clone(dropout=0.0))
   assert (none == none[:1]).all()  # p = 0: every pass the same, std 0
 
 

@@ -6,6 +6,7 @@ fingerprint of the backbone (architecture, weights) and of the frames; a cache
 of another backbone is refused, naming the file. With several processes,
 process 0 extracts and writes it, and the others read it.
 """
+import functools
 import hashlib
 import json
 import os
@@ -50,23 +51,56 @@ def fingerprint(config, net: Net, num_frames: int) -> str:
   return h.hexdigest()
 
 
-def _batched_apply(fn, x: np.ndarray, batch: int, *args) -> np.ndarray:
-  """fn(x[i:i+batch], *args) over fixed-size (padded) batches, concatenated."""
+class _Static:
+  """A flax module as a jit static argument: equal modules (the same
+  architecture, whatever the weights) share one compiled function. Hashed by
+  its repr, as config fields may be lists."""
+
+  def __init__(self, module):
+    self.module, self._hash = module, hash(repr(module))
+
+  def __hash__(self):
+    return self._hash
+
+  def __eq__(self, other):
+    return isinstance(other, _Static) and self.module == other.module
+
+
+# Weights are arguments, not constants baked into the program: one compile per
+# architecture and shape, not one per net.
+@functools.partial(jax.jit, static_argnums=0)
+def _embed(model: _Static, variables, x):
+  return model.module.apply(variables, x, False, method='embed')
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _head(model: _Static, head, x):
+  return batched.head_apply(model.module)(head, {}, x, None, False)[0]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _mc_passes(model: _Static, head, x, keys, ids):
+  return batched.mc_dropout_predict(model.module, {'params': {'head': head}},
+                                    x, keys, ids, method='predict_head')
+
+
+def _batched_apply(fn, x: np.ndarray, batch: int) -> np.ndarray:
+  """fn(x[i:i+batch]) over fixed-size (padded) batches, concatenated."""
   out = []
   for i in range(0, len(x), batch):
     xb = x[i:i + batch]
     n = len(xb)
     if n < batch:
       xb = np.concatenate([xb, np.zeros((batch - n,) + xb.shape[1:], xb.dtype)])
-    out.append(np.asarray(fn(xb, *args))[:n])
+    out.append(np.asarray(fn(xb))[:n])
   return np.concatenate(out)
 
 
 def extract_features(net: Net, images: np.ndarray, batch: int) -> np.ndarray:
   """The frozen conv part's output (the head's input) of every frame."""
-  embed = jax.jit(lambda x: net.model.apply(net.variables, x, False,
-                                            method='embed'))
-  return _batched_apply(embed, images, batch).astype(np.float32)
+  model, variables = _Static(net.model), jax.device_put(net.variables)
+  return _batched_apply(lambda x: _embed(model, variables, x), images,
+                        batch).astype(np.float32)
 
 
 def _checked_features(path: str, z: dict, fp: str) -> np.ndarray:
@@ -137,9 +171,8 @@ def _features_problem(arrays: dict, fp: str, data: PersonalData
 
 def head_outputs(net: Net, features: np.ndarray, batch: int) -> np.ndarray:
   """f(x): the pre-trained net's outputs [N, P] (dropout off)."""
-  apply = batched.head_apply(net.model)
-  fn = jax.jit(lambda x: apply(net.head, {}, x, None, False)[0])
-  return _batched_apply(fn, features, batch)
+  model, head = _Static(net.model), jax.device_put(net.head)
+  return _batched_apply(lambda x: _head(model, head, x), features, batch)
 
 
 def mc_dropout_samples(net: Net, features: np.ndarray, key, passes: int,
@@ -147,10 +180,8 @@ def mc_dropout_samples(net: Net, features: np.ndarray, key, passes: int,
   """[T, N, P] predictions of T dropout passes (rate `rate`) of the pre-trained
   head; each frame batch is ONE call vmapped over the T dropout keys."""
   model = net.model.clone(dropout=rate)
-  apply = batched.head_apply(model)
+  static, head = _Static(model), jax.device_put(net.head)
   keys = jax.random.split(key, passes)
-  fn = jax.jit(lambda x, ids: batched.mc_dropout_predict(apply, net.head, x,
-                                                         keys, ids))
   act = memory.activation_elems(model, features.shape[1:],
                                 method='predict_head')
   per_frame = 4 * passes * (features.shape[1] + 2 * act)
@@ -163,5 +194,6 @@ def mc_dropout_samples(net: Net, features: np.ndarray, key, passes: int,
       pad = batch - len(x)
       x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
       ids = np.concatenate([ids, np.zeros(pad, ids.dtype)])
-    out.append(np.asarray(fn(x, ids))[:, :len(features[i:i + batch])])
+    out.append(np.asarray(_mc_passes(static, head, x, keys, ids))
+               [:, :len(features[i:i + batch])])
   return np.concatenate(out, axis=1)

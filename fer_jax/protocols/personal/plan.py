@@ -5,6 +5,7 @@ import math
 from typing import Dict, List
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from fer_jax.protocols import samplers
@@ -53,36 +54,52 @@ def selection_orders(config, nets, feats, outputs, mc, data, folds, subjects,
                      key) -> Dict[tuple, np.ndarray]:
   """{(net, subject, fold, sampler): the training fold's rows in the order the
   sampler labels them}. Selected once per pool (all of it), then every
-  fraction takes a prefix (the samplers are prefix-consistent)."""
-  pools = {}
-  for s in subjects:
+  fraction takes a prefix (the samplers are prefix-consistent).
+
+  One batched sampler call per sampler: its pools (net x subject x fold) are
+  padded to one length and vmapped, so GSx / iGS hold nets x subjects x folds
+  x the longest pool x the feature size floats at once (paper scale, AlexNet's
+  9216: ~1.5 GB per net). The random order is drawn once per subject x fold
+  and shared by the nets (the labels are shared)."""
+  pools = []  # (subject index, subject, fold, the pool's rows)
+  for si, s in enumerate(subjects):
     rows = np.flatnonzero(data.subject == s)
-    pools[s] = [rows[folds[rows] != k] for k in range(config.folds)]
-  n_pad = max(len(p) for ps in pools.values() for p in ps)
-  orders = {}
-  for b in range(len(nets)):
-    for si, s in enumerate(subjects):
-      idx = np.zeros((config.folds, n_pad), np.int64)
-      valid = np.zeros((config.folds, n_pad), bool)
-      for k, p in enumerate(pools[s]):
-        idx[k, :len(p)], valid[k, :len(p)] = p, True
-      for name in config.samplers:
-        args = dict(valid=valid)
-        if name == 'random':
-          # The same frames get labelled for every net (the labels are shared).
-          args['key'] = jax.random.fold_in(
-              jax.random.fold_in(key, RANDOM_SAMPLER), si)
-        if name in ('gsx', 'igs'):
-          args['features'] = feats[b][idx]
-        if name in ('gsy', 'igs'):
-          args['outputs'] = outputs[b][idx]
-        if name == 'mcdue':
-          args['pred_samples'] = np.moveaxis(mc[b][:, idx], 0, 1)
-        order = samplers.select_batch(name, **args)
-        for k, p in enumerate(pools[s]):
-          o = order[k, :len(p)]
-          assert (o >= 0).all() and len(set(o.tolist())) == len(p)
-          orders[(b, s, k, name)] = idx[k][o]
+    pools += [(si, s, k, rows[folds[rows] != k]) for k in range(config.folds)]
+  n_pad = max(len(p) for *_, p in pools)
+  idx = np.zeros((len(pools), n_pad), np.int64)
+  valid = np.zeros((len(pools), n_pad), bool)
+  for j, (*_, p) in enumerate(pools):
+    idx[j, :len(p)], valid[j, :len(p)] = p, True
+  # Pool (subject si, fold k) draws its random order from this key.
+  random_key = jax.random.fold_in(key, RANDOM_SAMPLER)
+  random_keys = jax.vmap(lambda si, k: jax.random.fold_in(
+      jax.random.fold_in(random_key, si), k))(
+          jnp.asarray([p[0] for p in pools]), jnp.asarray([p[2] for p in pools]))
+
+  def per_net(arrays, pick):  # every net's pools, stacked net-major
+    return np.concatenate([pick(a) for a in arrays])
+
+  found = {}
+  for name in config.samplers:
+    nb = 1 if name == 'random' else len(nets)
+    args = dict(valid=np.tile(valid, (nb, 1)))
+    if name == 'random':
+      args['keys'] = random_keys
+    if name in ('gsx', 'igs'):
+      args['features'] = per_net(feats, lambda f: f[idx])
+    if name in ('gsy', 'igs'):
+      args['outputs'] = per_net(outputs, lambda o: o[idx])
+    if name == 'mcdue':
+      args['pred_samples'] = per_net(mc, lambda m: np.moveaxis(m[:, idx], 0, 1))
+    order = samplers.select_batch(name, **args).reshape(nb, len(pools), -1)
+    for b in range(len(nets)):
+      for j, (_, s, k, p) in enumerate(pools):
+        o = order[b % nb, j, :len(p)]
+        assert (o >= 0).all() and len(set(o.tolist())) == len(p)
+        found[(b, s, k, name)] = p[o]
+  orders = {(b, s, k, name): found[(b, s, k, name)]
+            for b in range(len(nets)) for s in subjects
+            for name in config.samplers for k in range(config.folds)}
   if jax.process_count() > 1:
     # MC dropout / greedy sampling on another host's floats could break a tie
     # the other way: every process takes process 0's orders (same lengths).
