@@ -101,15 +101,8 @@ def plot_au_heatmap(table: np.ndarray, path: str, title: str = ''):
 
 def predict_source(trainer, state, source, batch_size: int = 64, num_threads: int = 2):
   """(predictions, labels) of `state` on every record of `source`, as numpy."""
-  from fer_jax.data import pipeline
+  from fer_jax.evaluate.evaluator import Evaluator
   pre = trainer.preprocess('report')  # the run's own, face detector included
-  ds = pipeline.eval_dataset(source, pre, batch_size)
-  preds, labs = [], []
-  for batch in pipeline.to_iterator(ds, num_threads=num_threads):
-    pred, _ = trainer.eval_step(state, batch)
-    preds.append({k: np.asarray(v) for k, v in pred.items()})
-    labs.append({k: v for k, v in batch.items() if k != 'image'})
-  m = np.concatenate([b['mask'] for b in labs]).astype(bool)
-  pred = {k: np.concatenate([p[k] for p in preds])[m] for k in preds[0]}
-  lab = {k: np.concatenate([b[k] for b in labs])[m] for k in labs[0]}
-  return pred, lab
+  out = Evaluator(trainer.eval_step, source, pre, batch_size,
+                  num_threads=num_threads).run(state)
+  return out.pred, out.labels

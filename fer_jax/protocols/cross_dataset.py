@@ -16,8 +16,6 @@ import json
 import os
 from typing import Dict, Optional, Tuple
 
-import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -75,33 +73,24 @@ def predict(config, variables, split: str) -> Tuple[Dict, Dict, float]:
   """(predictions, labels, mean loss) of a model on a split, padding removed."""
   from fer_jax.data import pipeline
   from fer_jax.data.sources import get_source
+  from fer_jax.evaluate.evaluator import Evaluator
   from fer_jax.face import points
   from fer_jax.tasks import get_task
   from fer_jax.train.loop import build_model
-  from fer_jax.train.state import TrainState
-  from fer_jax.train.step import make_eval_step
+  from fer_jax.train.step import make_predict_fn
   task = get_task(**config.task)
   model = build_model(config, task)
-  state = TrainState(step=jnp.zeros((), jnp.int32), params=variables['params'],
-                     batch_stats=variables['batch_stats'] or {}, opt_state=(),
-                     rng=jnp.zeros((2,), jnp.uint32), lr_scale=jnp.ones(()))
-  eval_step = jax.jit(make_eval_step(model, task))
+  variables = {'params': variables['params'],
+               **({'batch_stats': variables['batch_stats']}
+                  if variables.get('batch_stats') else {})}
   source = pipeline.limit(get_source(config.data, split),
                           config.data.get('eval_records', 0))
   prep = pipeline.preprocess_from_config(config.data, name=f'{config.data.name}/{split}',
                                          detector=points.find_points)
-  ds = pipeline.eval_dataset(source, prep, config.get('eval_batch_size', config.batch_size),
-                             0, 1)
-  preds, labels, loss_sum = [], [], 0.0
-  for batch in pipeline.to_iterator(ds, num_threads=config.data.num_threads):
-    pred, loss = eval_step(state, batch)
-    preds.append(jax.device_get(pred))
-    labels.append({k: v for k, v in batch.items() if k != 'image'})
-    loss_sum += float(loss)
-  m = np.concatenate([l['mask'] for l in labels]).astype(bool)
-  pred = {k: np.concatenate([p[k] for p in preds])[m] for k in preds[0]}
-  lab = {k: np.concatenate([l[k] for l in labels])[m] for k in labels[0]}
-  return pred, lab, loss_sum / max(m.sum(), 1)
+  out = Evaluator(make_predict_fn(model, task), source, prep,
+                  config.get('eval_batch_size', config.batch_size),
+                  num_threads=config.data.num_threads).run(variables)
+  return out.pred, out.labels, out.loss
 
 
 def evaluate_workdir(workdir: str, out_dir: str, which: str = 'best',

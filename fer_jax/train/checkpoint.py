@@ -199,8 +199,9 @@ class Checkpoints:
         options=ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=True, cleanup_tmp_directories=True,
             multiprocessing_options=_barrier_prefix('latest')))
-    self.best_metric = best_metric
+    self.best_metric, self.best_mode, self.keep_best = best_metric, best_mode, keep_best
     self.best = None
+    self._best_kept = {}  # step -> metric of the best/ checkpoints
     if best_metric:
       self.best = _Manager(
           os.path.join(workdir, 'checkpoints', 'best'),
@@ -210,6 +211,25 @@ class Checkpoints:
               best_fn=lambda m: m[best_metric], best_mode=best_mode,
               keep_checkpoints_without_metrics=False,
               multiprocessing_options=_barrier_prefix('best')))
+      self._read_best_kept()
+
+  def _read_best_kept(self):
+    """The metrics of the steps in best/, read from their files (on resume,
+    and after a damaged one is moved aside)."""
+    self._best_kept = {}
+    for step in self.best.all_steps():
+      metrics = self.best.metrics(step)
+      if metrics and self.best_metric in metrics:
+        self._best_kept[step] = float(metrics[self.best_metric])
+
+  def _worst_kept(self) -> Optional[int]:
+    """The kept best step the next save would drop, ranked as Orbax ranks
+    them: by metric, the older of equal ones first."""
+    if not self._best_kept:
+      return None
+    by_step = sorted(self._best_kept.items())
+    return sorted(by_step, key=lambda kv: kv[1],
+                  reverse=self.best_mode == 'min')[0][0]
 
   def _checked_save(self, manager, step: int, state, **kwargs):
     fp, finite = state_summary(state)
@@ -222,22 +242,34 @@ class Checkpoints:
   def save(self, step: int, state, force: bool = False):
     self._checked_save(self.latest, step, state, force=force)
 
-  def save_best(self, step: int, state, metrics: dict):
-    """Offers the state to the best-checkpoint manager, which keeps it if better.
+  def save_best(self, step: int, state, metrics: dict) -> bool:
+    """Saves the state to best/ if it ranks among the `keep_best` best;
+    whether it did. Fewer kept, or at least as good as the worst kept (of
+    equal ones the newer is best, as Orbax ranks them): the state is written
+    and Orbax drops the worst. Worse: nothing is written (Orbax would write
+    it in full and delete it at once).
 
     A non-finite metric is never best (Orbax would rank NaN first and delete
     the real best); a step already there (replayed after falling back to an
     older checkpoint) is kept as it is."""
     if self.best is None or self.best_metric not in metrics:
-      return
+      return False
     value = float(metrics[self.best_metric])
     if not np.isfinite(value):
       _warn(f'{self.best_metric} is {value} at step {step}; not a best checkpoint.')
-      return
+      return False
     if step in self.best.all_steps():
-      return
+      return False
+    if len(self._best_kept) >= self.keep_best:
+      worst = self._best_kept[self._worst_kept()]
+      if (value > worst) if self.best_mode == 'min' else (value < worst):
+        return False
     self._checked_save(self.best, step, state,
                        metrics={self.best_metric: value}, force=True)
+    self._best_kept[step] = value
+    if len(self._best_kept) > self.keep_best:
+      del self._best_kept[self._worst_kept()]
+    return True
 
   def latest_step(self) -> Optional[int]:
     return self.latest.latest_step()
@@ -312,6 +344,7 @@ class Checkpoints:
         raise
       dest = _move_aside(self._step_dir(self.best, step))
       self.best.reload()
+      self._read_best_kept()
       _warn(f'{e}; moved it to {dest} and used the latest checkpoint.')
       return state
 

@@ -29,7 +29,7 @@ one train source:
   update them (fer_jax/train/step.py).
 """
 import copy
-import json
+import functools
 import os
 import time
 from typing import Dict
@@ -38,12 +38,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from jax.experimental import multihost_utils
 
 from fer_jax.data import pipeline
 from fer_jax.data import statistics
 from fer_jax.data.sources import get_source
 from fer_jax.data.train_data import build_train
+from fer_jax.evaluate.evaluator import Evaluator
 from fer_jax.face import points
 from fer_jax.models import get_model
 from fer_jax.tasks import get_task
@@ -221,31 +221,24 @@ class Trainer:
     return pipeline.preprocess_from_config(
         data_config, name=f'{data_config.name}/{split}', detector=points.find_points)
 
-  def evaluate(self, state, split: str, prefix: str = 'val',
-               data=None) -> Dict[str, float]:
-    """Task metrics of `state` on a whole split, gathered from every process;
-    `data`: a `data.test_sources` section (another dataset than config.data's)."""
+  def evaluator(self, split: str, data=None) -> Evaluator:
+    """The Evaluator of a whole split, each process reading its share of the
+    global batches; `data`: a `data.test_sources` section (another dataset
+    than config.data's)."""
     data_config = eval_data_config(self.config.data, data)
     source = pipeline.limit(get_source(data_config, split),
                             data_config.get('eval_records', 0))
-    ds = pipeline.eval_dataset(source, self.preprocess(split, data_config),
-                               self.config.get('eval_batch_size', self.batch_size),
-                               jax.process_index(), jax.process_count())
-    preds, labels, loss_sum = [], [], 0.0
-    for local in pipeline.to_iterator(ds, num_threads=self.config.data.num_threads):
-      batch = mesh_lib.global_batch(local, self.mesh)
-      pred, loss = self.eval_step(state, batch)
-      keep = {k: v for k, v in batch.items() if k != 'image'}
-      preds.append(multihost_utils.process_allgather(pred, tiled=True))
-      labels.append(multihost_utils.process_allgather(keep, tiled=True))
-      loss_sum += float(loss)
-    pred = {k: np.concatenate([p[k] for p in preds]) for k in preds[0]}
-    lab = {k: np.concatenate([l[k] for l in labels]) for k in labels[0]}
-    m = lab['mask'].astype(bool)
-    report = self.task.report({k: v[m] for k, v in pred.items()},
-                              {k: v[m] for k, v in lab.items()})
-    report['loss'] = loss_sum / max(m.sum(), 1)
-    return {f'{prefix}/{k}': v for k, v in report.items()}
+    return Evaluator(self.eval_step, source, self.preprocess(split, data_config),
+                     self.config.get('eval_batch_size', self.batch_size),
+                     report=self.task.report,
+                     put_batch=functools.partial(mesh_lib.global_batch, mesh=self.mesh),
+                     num_threads=self.config.data.num_threads)
+
+  def evaluate(self, state, split: str, prefix: str = 'val',
+               data=None) -> Dict[str, float]:
+    """Task metrics of `state` on a whole split, gathered from every process."""
+    metrics = self.evaluator(split, data).run(state).metrics
+    return {f'{prefix}/{k}': v for k, v in metrics.items()}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -278,6 +271,7 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
   batches = pipeline.to_iterator(ds, start=start, num_threads=config.data.num_threads)
   progress = _Progress(start, t.total_steps, t.batch_size, enabled=config.get('progress', True))
   pending = []
+  last_eval = None  # (the state evaluated, its metrics): the final one may be it
   cbs = callbacks_lib.from_config(config, workdir, best_metric, best_mode,
                                  steps_per_epoch=t.steps_per_epoch)
   cbs.restore(start)
@@ -295,8 +289,10 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
       raise
 
   def write_train_row(step, state, pending):
-    row = {k: float(np.mean([jax.device_get(m[k]) for m in pending])) for k in pending[0]}
-    row.update(epoch=step / t.steps_per_epoch, lr_scale=float(state.lr_scale))
+    # One fetch for the row: every metric of every pending step, and lr_scale.
+    pending, lr_scale = jax.device_get((pending, state.lr_scale))
+    row = {k: float(np.mean([m[k] for m in pending])) for k in pending[0]}
+    row.update(epoch=step / t.steps_per_epoch, lr_scale=float(lr_scale))
     log.write(step, {f'train/{k}': v for k, v in row.items()})
     progress.update(step, row['loss'])
     return []
@@ -318,6 +314,7 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
                        f'of this task: {sorted(evals)}')
       log.write(step, evals)
       ckpts.save_best(step, state, evals)
+      last_eval = (state, evals)
       state = cbs.on_eval(step, state, evals)
     if (step % config.checkpoint_every_steps == 0 or step == t.total_steps
         or cbs.stopped):
@@ -346,10 +343,16 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
   ckpts.wait()
   state = cbs.on_train_end(state, ckpts)
 
+  # The last evaluation holds the final state's metrics unless that state is
+  # another one (the best checkpoint restored, or trained on since).
+  if last_eval is not None and _same_variables(last_eval[0], state):
+    evals = dict(last_eval[1])
+  else:
+    evals = t.evaluate(state, config.data.eval_split)
   results = {'step': int(state.step), 'best_step': ckpts.best_step(),
              **({'stopped_step': cbs.early_stopping.state['stopped_step']}
                 if cbs.early_stopping else {}),
-             **t.evaluate(state, config.data.eval_split)}
+             **evals}
   for split in config.data.get('test_splits', ()):
     results.update(t.evaluate(state, split, prefix=split))
   for prefix, section in (config.data.get('test_sources') or {}).items():
@@ -359,6 +362,13 @@ def _train_and_evaluate(config, workdir, preemption) -> dict:
   log.close()
   ckpts.close()
   return results
+
+
+def _same_variables(a, b) -> bool:
+  """Whether two states hold the very same arrays of parameters and batch
+  statistics (e.g. one is the other with another lr_scale)."""
+  la, lb = jax.tree.leaves(variables_of(a)), jax.tree.leaves(variables_of(b))
+  return len(la) == len(lb) and all(x is y for x, y in zip(la, lb))
 
 
 def _check_finite_losses(pending, step: int, workdir: str, last_saved):

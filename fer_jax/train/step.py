@@ -120,12 +120,23 @@ def make_train_step(model, task, tx, frozen_bn: Collection[str] = (),
   return train_step
 
 
-def make_eval_step(model, task):
+def make_predict_fn(model, task):
+  """(predictions, loss summed over the batch's real examples) of a variables
+  dict on a batch: the evaluation of a model outside a TrainState."""
   # The loss evaluation reports (e.g. without training-only class weights).
   task = task.for_evaluation() if hasattr(task, 'for_evaluation') else task
 
-  def eval_step(state: TrainState, batch):
-    outputs = model.apply(variables_of(state), batch['image'], train=False)
+  def predict_fn(variables, batch):
+    outputs = model.apply(variables, batch['image'], train=False)
     loss, _ = task.loss(outputs, batch, mask=batch['mask'])
     return task.predict(outputs), loss * jnp.sum(batch['mask'])
+  return predict_fn
+
+
+def make_eval_step(model, task):
+  """`make_predict_fn` of a TrainState."""
+  predict_fn = make_predict_fn(model, task)
+
+  def eval_step(state: TrainState, batch):
+    return predict_fn(variables_of(state), batch)
   return eval_step
