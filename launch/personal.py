@@ -15,6 +15,13 @@ subject folder holding everything (its layout: fer_jax/labeling/files.py).
   python launch/personal.py label subjects/p01 --continuous
   # For Label Studio: round_N/label_studio/tasks.json and config.xml:
   python launch/personal.py label subjects/p01 --export=label-studio
+  # Fit the personal model on the labels so far (k-fold error over blocks of
+  # time, personal vs general); writes subjects/p01/model for predict.py:
+  python launch/personal.py fit subjects/p01 --video=p01.mp4 \
+      --base=fer2013_mini_xception
+  python launch/personal.py fit subjects/p01 --video=p01.mp4 \
+      --base=runs/va_pretrained --labels=label_studio_export.json
+  python launch/predict.py --workdir=subjects/p01/model --input=p01.mp4
 """
 import argparse
 import errno
@@ -35,6 +42,19 @@ def propose(args):
     participant.propose(args.subject_dir, args.base, args.k, args.sampler,
                         video=args.video, frames_dir=args.frames,
                         track=args.track, gap_s=args.gap_s, seed=args.seed)
+  except participant.ProposeError as e:
+    raise cli.UsageError(str(e)) from None
+
+
+def fit(args):
+  from fer_jax import participant  # pylint: disable=g-import-not-at-top
+  recipe = participant.Recipe(epochs=args.epochs, min_steps=args.min_steps,
+                              learning_rate=args.lr)
+  try:
+    participant.fit(args.subject_dir, args.base, video=args.video,
+                    frames_dir=args.frames, track=args.track,
+                    export=args.labels, folds=args.folds, recipe=recipe,
+                    seed=args.seed)
   except participant.ProposeError as e:
     raise cli.UsageError(str(e)) from None
 
@@ -89,6 +109,27 @@ def parser():
                    help='minimum time between two proposed frames (s)')
   pro.add_argument('--seed', type=int, default=0, help='for random and mcdue')
   pro.set_defaults(run=propose)
+  fit_ = sub.add_parser('fit', help='fit the personal model on the labels')
+  fit_.add_argument('subject_dir')
+  src = fit_.add_mutually_exclusive_group(required=True)
+  src.add_argument('--video', help='the participant\'s video (as for propose)')
+  src.add_argument('--frames', help='or the folder of its frames')
+  fit_.add_argument('--base', required=True, help='the base model given to '
+                    'propose: a VA workdir, or fer2013_mini_xception')
+  fit_.add_argument('--track', type=int, default=None,
+                    help='the face track labelled (default: as propose)')
+  fit_.add_argument('--labels', default=None, help='also read this Label '
+                    'Studio JSON export (its answers win over labels.csv)')
+  fit_.add_argument('--folds', type=int, default=5,
+                    help='k of the k-fold error estimate (blocks of time)')
+  fit_.add_argument('--epochs', type=int, default=10,
+                    help='passes over the labels (000: 10) ...')
+  fit_.add_argument('--min-steps', type=int, default=100,
+                    help='... but at least this many SGD steps')
+  fit_.add_argument('--lr', type=float, default=1e-3,
+                    help='SGD learning rate (000: 1e-3, Nesterov 0.9)')
+  fit_.add_argument('--seed', type=int, default=0)
+  fit_.set_defaults(run=fit)
   lab = sub.add_parser('label', help='label the proposed frames in a browser')
   lab.add_argument('subject_dir')
   lab.add_argument('--host', default='127.0.0.1',

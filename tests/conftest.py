@@ -1,6 +1,7 @@
 """Shared test fixtures: a tiny fast config every train test starts from."""
 import os
 import sys
+import time
 
 import pytest
 
@@ -39,7 +40,8 @@ def tiny():
 # The longest files, longest first. With `-n 2 --dist loadfile` each file runs on
 # one worker; started last, the study alone kept one worker busy for ~10 minutes
 # while the other sat idle. Started first, the short files fill the other worker.
-_LONGEST_FIRST = ('test_personalization_study.py', 'test_multiprocess.py',
+_LONGEST_FIRST = ('test_personalization_study.py', 'test_fit.py',
+                  'test_multiprocess.py',
                   'test_cascade_001.py', 'test_learnability.py',
                   'test_ensemble.py', 'test_personalization_sharded.py',
                   'test_cross_dataset.py', 'test_personalization_multihost.py',
@@ -60,3 +62,18 @@ def pytest_collection_modifyitems(session, config, items):
     for item in items:
       if 'expensive' in item.keywords:
         item.add_marker(skip)
+
+
+# CI's expensive stage has a wall-clock budget (.ci/run sets it, so that the
+# whole CI stays well inside its limit): an expensive test that would start
+# after it is skipped, with its reason in the `-rs` summary. Each xdist
+# worker counts from its own start. Unset or 0: no budget.
+_BUDGET_S = float(os.environ.get('FER_JAX_EXPENSIVE_BUDGET_S') or 0)
+_STARTED = time.monotonic()
+
+
+def pytest_runtest_setup(item):
+  if (_BUDGET_S and 'expensive' in item.keywords
+      and time.monotonic() - _STARTED > _BUDGET_S):
+    pytest.skip(f'past the expensive stage\'s budget of {_BUDGET_S:.0f} s '
+                '(FER_JAX_EXPENSIVE_BUDGET_S); run it without the budget')

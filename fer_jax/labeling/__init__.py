@@ -4,7 +4,8 @@ Studio interop (label_studio). Needs neither JAX nor a model.
 """
 from fer_jax.labeling.files import (LABEL_COLUMNS, STATUSES, TO_LABEL_COLUMNS,
                                     TRACE_COLUMNS, Answer, ContractError, Frame,
-                                    Round, first_unlabelled, latest_answers,
+                                    Round, append_answers, first_unlabelled,
+                                    labels_path, latest_answers, now,
                                     read_answers, read_round, read_trace, rounds,
                                     write_round)
 from fer_jax.labeling.label_studio import export_round, read_export

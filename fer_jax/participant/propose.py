@@ -11,9 +11,11 @@ order the pool; this module only decides the pool, the inputs and the spacing:
     to 'igs'. 'igs' and 'mcdue' choose with what was learnt from the labels
     so far, so they need a labelled frame; 'gsy' and 'random' run any time;
   * the outputs f(x) of 'gsy' / 'igs' and the dropout passes of 'mcdue'
-    (T=50, p=0.5 as in the paper) come from the base model's head on the
-    cached features (`protocols.personal.features.head_outputs` /
-    `mc_dropout_samples`): a fitted personal model is not read yet;
+    (T=50, p=0.5 as in the paper) come from the personal model that `fit`
+    wrote (SUBJECT_DIR/model, its valence and arousal outputs) when it was
+    fitted on this base, else from the base model's head, on the cached
+    features (`protocols.personal.features.head_outputs` /
+    `mc_dropout_samples`);
   * spacing: walking the sampler's order, a frame closer than `gap_s` seconds
     (default 1 s: round(gap_s * fps) frames) to an accepted frame is passed
     over, so no two proposed frames are near-duplicate neighbours. For the
@@ -27,17 +29,20 @@ about `clip_fps`, and the columns sampler, rank, track, box.
 """
 import dataclasses
 import os
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from fer_jax import labeling
 from fer_jax.predict import crops as face_crops
+from fer_jax.participant import personal_model as fit_lib
 from fer_jax.participant import frames as frames_lib
 from fer_jax.participant.frames import ProposeError
+from fer_jax.protocols import cross_dataset
 from fer_jax.protocols import samplers
 from fer_jax.protocols.personal import features as study_features
+from fer_jax.protocols.personal.pretrain import Net
 
 SAMPLER_NAMES = ('gsx', 'gsy', 'igs', 'mcdue', 'random')
 NEEDS_LABELS = ('igs', 'mcdue')
@@ -83,7 +88,25 @@ def spaced(order: Sequence[int], frame: np.ndarray, taken: Sequence[int],
   return out
 
 
-def _inputs(name: str, base, feats: np.ndarray, key, log) -> dict:
+def scoring_net(subject_dir: str, base) -> Tuple[Any, Optional[tuple], str]:
+  """(net, output columns or None, what it is) whose head scores the frames
+  for gsy / igs / mcdue: the personal model of `fit` when one was fitted on
+  this base's features, else the base model's own head."""
+  info = fit_lib.load_fit(subject_dir)
+  if info is None or (info.get('features_fingerprint')
+                      != frames_lib.base_fingerprint(base)):
+    what = 'the base model\'s head (no personal model fitted on it yet)'
+    return base.net, None, what
+  head = fit_lib.head_of(base)
+  _, variables = cross_dataset.load_variables(
+      os.path.join(subject_dir, fit_lib.MODEL_DIR), 'latest')
+  net = Net('personal', (), None, head.model, {'params': variables['params']})
+  return net, head.columns, (f'the personal model (fitted on '
+                             f'{info["labels"]} labels)')
+
+
+def _inputs(name: str, base, feats: np.ndarray, key, subject_dir: str,
+            log) -> dict:
   """The sampler's keyword arguments besides k and valid."""
   flat = feats.reshape(len(feats), -1)
   batch = base.predictor.batch_size
@@ -91,13 +114,14 @@ def _inputs(name: str, base, feats: np.ndarray, key, log) -> dict:
     return dict(features=flat)
   if name == 'random':
     return dict(key=key, features=flat)
-  log(f'{name}: the base model\'s head on the cached features'
-      + (f' (MC dropout, T={MC_PASSES}, p={MC_RATE})' if name == 'mcdue' else '')
-      + '; a fitted personal model is not read yet')
+  net, cols, what = scoring_net(subject_dir, base)
+  log(f'{name}: scored by {what}'
+      + (f', MC dropout T={MC_PASSES}, p={MC_RATE}' if name == 'mcdue' else ''))
+  cut = (lambda a: a) if cols is None else (lambda a: a[..., list(cols)])
   if name == 'mcdue':
-    return dict(pred_samples=study_features.mc_dropout_samples(
-        base.net, feats, key, MC_PASSES, MC_RATE, MC_BUDGET))
-  out = study_features.head_outputs(base.net, feats, batch)
+    return dict(pred_samples=cut(study_features.mc_dropout_samples(
+        net, feats, key, MC_PASSES, MC_RATE, MC_BUDGET)))
+  out = cut(study_features.head_outputs(net, feats, batch))
   return dict(features=flat, outputs=out)
 
 
@@ -176,7 +200,8 @@ def propose(subject_dir: str, base: str, k: int = 20,
                        f'{gap} frames of one')
   number = (numbers[-1] if numbers else 0) + 1
   key = jax.random.fold_in(jax.random.key(seed), number)
-  inputs = _inputs(name, base_model, feats.features, key, log)
+  inputs = _inputs(name, base_model, feats.features, key, subject_dir,
+                   log)
   picked = choose(name, inputs, feats.frame, valid, taken, gap, k)
   if len(picked) < k:
     log(f'only {len(picked)} frame(s) of the {int(valid.sum())} left are '

@@ -1,7 +1,8 @@
-"""`propose` on a rendered `amigos_like` subject, with the published
+"""`propose` and `fit` on a rendered `amigos_like` subject, with the published
 mini-Xception as the base: rounds of every sampler, no frame proposed twice,
 the minimum gap, GSx's choice against the sampler run on the cached features,
-the cache, and a user's mistakes as one `error:` line.
+the cache, a new VA head fitted on oracle labels and its workdir read by the
+predictor, and a user's mistakes as one `error:` line.
 
 One video (3 clips x 30 frames at 10 frames/s, 96 px) and one feature
 extraction serve the whole file: the later tests copy features.npz, whose
@@ -261,3 +262,85 @@ def test_a_folder_of_frames_through_the_launcher(video, tmp_path, capsys):
     want = cv2.imread(str(folder / f'img_{f.frame:03d}.png')).astype(float)
     assert np.abs(cv2.imread(f.image).astype(float) - want).mean() < 4
     assert f.time_s == pytest.approx(f.frame / 25.0)
+
+
+# ------------------------------------------------- fit on the published base
+
+
+@pytest.fixture(scope='module')
+def fitted(first, video, tmp_path_factory):
+  """Round 1 answered from the truth, then `fit`: a new two-output head on
+  the mini-Xception's frozen features (it has no valence/arousal head)."""
+  from fer_jax.participant import curve  # pylint: disable=g-import-not-at-top
+  subject = str(tmp_path_factory.mktemp('fit') / 'p07')
+  shutil.copytree(first[0], subject)
+  curve.oracle(subject, 1, participant.read_truth(video.truth))
+  logs = []
+  res = participant.fit(subject, BASE, video=video.video, log=logs.append)
+  return subject, res, logs
+
+
+def test_fit_on_the_published_base_estimates_its_error_by_time_blocks(fitted):
+  from fer_jax.participant import personal_model  # pylint: disable=g-import-not-at-top
+  subject, res, logs = fitted
+  # 6 labels: 3 folds of 2 contiguous frames (MIN_CV_LABELS = 6, k <= n/2).
+  assert res.labels == 6 and res.folds == 3
+  np.testing.assert_array_equal(
+      personal_model.time_folds(res.labelled.frame, 3), [0, 0, 1, 1, 2, 2])
+  # No general VA model: personal against the mean of the other blocks.
+  info = participant.load_fit(subject)
+  assert set(info['cv']) == {'personal', 'mean'} and not info['general_head']
+  assert info['cv']['personal'] == personal_model.scores(res.cv_pred,
+                                                         res.labelled.y)
+  assert any('personal (fine-tuned)' in l for l in logs)
+
+
+def test_the_fitted_workdir_predicts_as_the_fitted_head(fitted, video):
+  import jax  # pylint: disable=g-import-not-at-top
+  from fer_jax.participant import personal_model  # pylint: disable=g-import-not-at-top
+  from fer_jax.predict import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
+  from fer_jax.predict import stream  # pylint: disable=g-import-not-at-top
+  subject, res, _ = fitted
+  p = predictor_lib.load_workdir(res.workdir, which='latest')
+  assert [o.name for o in p.outputs] == ['valence', 'arousal']
+  df = stream.predict_video(video.video, p)
+  base = frames_lib.load_base(BASE)
+  feats = frames_lib.cached_features(subject, base, frames_lib.FrameSource(
+      video.video), log=lambda _: None).of_track(None)
+  head = personal_model.head_of(base)
+  stacked = jax.tree.map(lambda a: np.asarray(a)[None], res.params)
+  want = personal_model.predict_heads(head, stacked, feats.features)[0]
+  got = df.set_index('frame').loc[feats.frame, ['valence', 'arousal']].to_numpy()
+  np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_the_next_round_is_scored_by_the_personal_model(fitted, video,
+                                                        tmp_path):
+  subject, _, _ = fitted
+  copy = str(tmp_path / 'p08')
+  shutil.copytree(subject, copy)
+  logs = []
+  prop = participant.propose(copy, BASE, k=3, sampler='mcdue',
+                             video=video.video, gap_s=0.3, log=logs.append)
+  assert prop.number == 2 and len(prop.frames) == 3
+  assert any('the personal model (fitted on 6 labels)' in l for l in logs), logs
+  labelled = labeling.latest_answers(labeling.read_answers(copy))
+  assert not set(prop.frames) & set(labelled)
+
+
+def test_fit_mistakes_are_one_error_line(first, video, tmp_path, capsys):
+  from launch import personal  # pylint: disable=g-import-not-at-top
+  subject = _with_cache(first, tmp_path / 'p09')
+  args = ['fit', subject, f'--video={video.video}', f'--base={BASE}']
+  with pytest.raises(SystemExit) as e:
+    personal.main(args)
+  err = capsys.readouterr().err.strip().splitlines()
+  assert e.value.code == 2 and len(err) == 1, err
+  assert 'no labelled frame yet' in err[0], err
+  # A label of a frame the track has no face in (the video has 90 frames).
+  _answer(subject, 1, [5000])
+  with pytest.raises(SystemExit) as e:
+    personal.main(args)
+  err = capsys.readouterr().err.strip().splitlines()
+  assert e.value.code == 2 and len(err) == 1 and 'frame(s) 5000' in err[0], err
+  assert not os.path.exists(os.path.join(subject, participant.MODEL_DIR))
