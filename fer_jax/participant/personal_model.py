@@ -369,8 +369,11 @@ def save_workdir(out: str, head: Head, params, info: dict):
           'params': jax.tree.map(np.asarray, variables['params'])}
   if head.variables.get('batch_stats'):
     tree['batch_stats'] = jax.tree.map(np.asarray, head.variables['batch_stats'])
-  ckpts = checkpoint.Checkpoints(tmp, keep=1)
+  # Also as best/, which launch/predict.py reads by default.
+  ckpts = checkpoint.Checkpoints(tmp, keep=1, best_metric='labels',
+                                 best_mode='max')
   ckpts.save(int(info['labels']), tree, force=True)
+  ckpts.save_best(int(info['labels']), tree, {'labels': info['labels']})
   ckpts.wait()
   ckpts.close()
   atomic.write_json(os.path.join(tmp, FIT_FILE), info, indent=2)
