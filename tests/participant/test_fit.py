@@ -19,6 +19,7 @@ from fer_jax import labeling
 from fer_jax import participant
 from fer_jax.labeling import files as label_files
 from fer_jax.participant import curve
+from fer_jax.participant import labelled
 from fer_jax.participant import personal_model
 from fer_jax.participant.propose import NEEDS_LABELS
 
@@ -69,7 +70,7 @@ def test_time_folds_are_contiguous_blocks_in_time():
   frames = np.array([50, 10, 30, 20, 40, 60, 70])
   # In time order 10 20 30 | 40 50 | 60 70 (7 = 3 + 2 + 2).
   want = np.array([1, 0, 0, 0, 1, 2, 2])
-  np.testing.assert_array_equal(personal_model.time_folds(frames, 3), want)
+  np.testing.assert_array_equal(labelled.time_folds(frames, 3), want)
 
 
 def test_scores_are_rmse_and_ccc_by_hand():
@@ -89,7 +90,7 @@ def test_label_studio_answers_win_over_labels_csv(tmp_path):
       labeling.Answer(21, 1, 'labelled', 0.9, 0.9),
       labeling.Answer(4, 1, 'labelled', 0.2, -0.1),
       labeling.Answer(8, 1, 'labelled', 0.3, 0.3)])
-  got = personal_model.read_labels(
+  got = labelled.read_labels(
       subject, os.path.join(ROOT, 'tests', 'labeling', 'label_studio_export.json'))
   # The export labels 3 and 21 (last answer -0.5, 0.6), skips 8 (so it is
   # no longer labelled) and says "no face" for 15.
@@ -118,7 +119,7 @@ def test_every_sampler_runs_in_rounds_and_no_frame_comes_twice(rounds_run):
       assert {r['sampler'] for r in rows} == {first if number == 1 else sampler}
       seen += [int(r['frame']) for r in rows]
     assert len(seen) == len(set(seen)) == 40, sampler
-    labelled = personal_model.read_labels(subject)
+    labelled = labelled.read_labels(subject)
     assert sorted(labelled) == sorted(seen)
   assert set(NEEDS_LABELS) <= set(rounds_run.folders)
 

@@ -281,12 +281,13 @@ def fitted(first, video, tmp_path_factory):
 
 
 def test_fit_on_the_published_base_estimates_its_error_by_time_blocks(fitted):
+  from fer_jax.participant import labelled  # pylint: disable=g-import-not-at-top
   from fer_jax.participant import personal_model  # pylint: disable=g-import-not-at-top
   subject, res, logs = fitted
   # 6 labels: 3 folds of 2 contiguous frames (MIN_CV_LABELS = 6, k <= n/2).
   assert res.labels == 6 and res.folds == 3
   np.testing.assert_array_equal(
-      personal_model.time_folds(res.labelled.frame, 3), [0, 0, 1, 1, 2, 2])
+      labelled.time_folds(res.labelled.frame, 3), [0, 0, 1, 1, 2, 2])
   # No general VA model: personal against the mean of the other blocks.
   info = participant.load_fit(subject)
   assert set(info['cv']) == {'personal', 'mean'} and not info['general_head']
