@@ -145,23 +145,12 @@ def test_the_personal_model_beats_the_general_one_at_40_labels(rounds_run):
 @pytest.mark.expensive
 def test_the_va_workdir_personal_model_predicts_as_the_fitted_head(
     rounds_run, va_base, video):
-  from fer_jax.participant import frames as frames_lib
-  from fer_jax.predict import predictor as predictor_lib
-  from fer_jax.predict import stream
+  from tests.participant import workdir_check
   subject = rounds_run.folders['igs']
   info = personal_model.load_fit(subject)
   assert info['labels'] == 40 and info['folds'] == 5 and info['general_head']
   assert set(info['cv']) == {'personal', 'general', 'mean'}
   res = personal_model.fit(subject, va_base, video=video.video,
                            log=lambda _: None)  # the same labels, refitted
-  p = predictor_lib.load_workdir(res.workdir, which='latest')
-  assert [o.name for o in p.outputs] == ['valence', 'arousal']
-  df = stream.predict_video(video.video, p)
-  base = frames_lib.load_base(va_base)
-  feats = frames_lib.cached_features(subject, base, frames_lib.FrameSource(
-      video.video), log=lambda _: None).of_track(None)
-  want = personal_model.predict_heads(personal_model.head_of(base),
-                                      curve._stacked(res.params),
-                                      feats.features)[0]
-  got = df.set_index('frame').loc[feats.frame, ['valence', 'arousal']].to_numpy()
-  np.testing.assert_allclose(got, want, atol=2e-5)
+  workdir_check.assert_predicts_as_the_fitted_head(res, va_base, subject,
+                                                   video.video)

@@ -297,22 +297,10 @@ def test_fit_on_the_published_base_estimates_its_error_by_time_blocks(fitted):
 
 
 def test_the_fitted_workdir_predicts_as_the_fitted_head(fitted, video):
-  import jax  # pylint: disable=g-import-not-at-top
-  from fer_jax.participant import personal_model  # pylint: disable=g-import-not-at-top
-  from fer_jax.predict import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
-  from fer_jax.predict import stream  # pylint: disable=g-import-not-at-top
+  from tests.participant import workdir_check  # pylint: disable=g-import-not-at-top
   subject, res, _ = fitted
-  p = predictor_lib.load_workdir(res.workdir, which='latest')
-  assert [o.name for o in p.outputs] == ['valence', 'arousal']
-  df = stream.predict_video(video.video, p)
-  base = frames_lib.load_base(BASE)
-  feats = frames_lib.cached_features(subject, base, frames_lib.FrameSource(
-      video.video), log=lambda _: None).of_track(None)
-  head = personal_model.head_of(base)
-  stacked = jax.tree.map(lambda a: np.asarray(a)[None], res.params)
-  want = personal_model.predict_heads(head, stacked, feats.features)[0]
-  got = df.set_index('frame').loc[feats.frame, ['valence', 'arousal']].to_numpy()
-  np.testing.assert_allclose(got, want, atol=2e-5)
+  workdir_check.assert_predicts_as_the_fitted_head(res, BASE, subject,
+                                                   video.video)
 
 
 def test_the_next_round_is_scored_by_the_personal_model(fitted, video,
