@@ -119,8 +119,8 @@ def test_every_sampler_runs_in_rounds_and_no_frame_comes_twice(rounds_run):
       assert {r['sampler'] for r in rows} == {first if number == 1 else sampler}
       seen += [int(r['frame']) for r in rows]
     assert len(seen) == len(set(seen)) == 40, sampler
-    labelled = labelled.read_labels(subject)
-    assert sorted(labelled) == sorted(seen)
+    answered = labelled.read_labels(subject)
+    assert sorted(answered) == sorted(seen)
   assert set(NEEDS_LABELS) <= set(rounds_run.folders)
 
 
