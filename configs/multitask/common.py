@@ -77,7 +77,7 @@ def base(arg=None) -> ml_collections.ConfigDict:
   c.paper = opts.paper or bool(opts.net)
   c.pretrain = ml_collections.ConfigDict()  # empty: no pre-training
   if not c.paper:
-    c.data.image_size = 48
+    common.set_pp(c, 'rgb|resize(48)|flip_lr|unit')
     c.model = dict(name='small_cnn', widths=(16, 32, 64), hidden=128)
     c.batch_size = 32
     # 800 steps was too few for either net to learn much (single 0.32, SJMT
@@ -86,26 +86,25 @@ def base(arg=None) -> ml_collections.ConfigDict:
     c.log_every_steps = 100
     c.eval_every_steps = 1000
     c.checkpoint_every_steps = 1000
-    c.data.augment.hflip = True
     c.optim = dict(name='adam', learning_rate=2e-3)
     c.schedule = dict(name='cosine', warmup_steps=20)
     return c
   net = opts.net or 'resnet32'
   c.model = dict(name=net)
+  # 003: pad 4 + random crop, at 224 (VGG) or CIFAR's 32 (ResNets).
+  size = 224 if net == 'vgg16' else 32
+  common.set_pp(c, f'rgb|resize({size})|pad_crop(4)|unit')
   if net == 'vgg16':  # 003: batch 32, lr 1e-5 decayed, 2000 steps, dropout 0.5
-    c.data.image_size = 224
     c.model = dict(name='vgg16', dropout=0.5)
     c.batch_size = 32
     c.total_steps = 2000
     c.optim = dict(name='sgd', learning_rate=1e-5, momentum=0.9)
     c.schedule = dict(name='exponential', every_steps=1000, factor=0.1)
   else:  # 003: CIFAR-style ResNets at CIFAR size
-    c.data.image_size = 32
     c.batch_size = 128
     c.total_steps = 80_000
     c.optim = dict(name='sgd', learning_rate=0.05, momentum=0.9)
     c.schedule = dict(name='exponential', every_steps=10_000, factor=0.1)
-  c.data.augment.pad_crop = 4
   c.log_every_steps = 100
   c.eval_every_steps = 2000
   c.checkpoint_every_steps = 2000
@@ -118,9 +117,7 @@ def pretrain_config(c) -> ml_collections.ConfigDict:
   FER-2013) with the main run's model, input size and recipe."""
   p = common.base_config()
   p.data.source = dict(preset='fer2013_like', seed=0)
-  p.data.image_size, p.data.channels = c.data.image_size, c.data.channels
-  p.data.augment = c.data.augment.to_dict()
-  p.data.pp = c.data.pp
+  common.set_pp(p, c.data.pp)
   p.data.num_threads = c.data.num_threads
   p.model = c.model.to_dict() if hasattr(c.model, 'to_dict') else dict(c.model)
   p.task = dict(name='affect', targets=('expression',))

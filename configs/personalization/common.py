@@ -39,7 +39,8 @@ def pretrain_config(image_size: int, model: dict, records: int, epochs: int):
   validation split: both are disjoint draws of the same distribution)."""
   c = common.base_config()
   c.data.source = dict(preset='affectnet_like', seed=0, image_size=image_size)
-  c.data.image_size = image_size
+  # The study preprocesses the personal frames with it too (in eval mode).
+  common.set_pp(c, f'rgb|resize({image_size})|unit')
   c.data.train_records = int(0.6 * records)
   c.data.eval_records = records - int(0.6 * records)
   c.model = model

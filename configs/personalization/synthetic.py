@@ -37,7 +37,7 @@ def get_config(arg: str = ''):
   arg = common_configs.parse_arg(arg, reduced=False)
   model = dict(name='small_cnn', widths=(16, 32, 64), hidden=1024, dropout=0.0)
   pre = common.pretrain_config(IMAGE_SIZE, model, records=10000, epochs=1)
-  pre.data.augment.hflip = True
+  common_configs.set_pp(pre, f'rgb|resize({IMAGE_SIZE})|flip_lr|unit')
   pre.batch_size = 32
   pre.total_steps = 1200
   pre.eval_every_steps = pre.checkpoint_every_steps = 400

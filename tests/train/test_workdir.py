@@ -143,3 +143,25 @@ def test_a_folder_that_is_not_a_trained_run_is_named(tmp_path):
     check_trained_run(str(tmp_path))
   (tmp_path / 'checkpoints').mkdir()
   assert check_trained_run(str(tmp_path)) == {'model': {}, 'task': {}, 'data': {}}
+
+
+def test_a_run_written_before_its_config_stated_pp_still_resumes(tmp_path):
+  from configs import common
+  from fer_jax.data import pp
+  config = tiny_config()
+  if not config.data.get('pp'):
+    common.set_pp(config, pp.from_fields(config.data))
+  check_workdir_config(config, str(tmp_path))
+  with open(tmp_path / 'config.json') as f:
+    stored = json.load(f)
+  stored['data']['pp'] = ''  # as a run of an older checkout stored it
+  with open(tmp_path / 'config.json', 'w') as f:
+    json.dump(stored, f)
+  check_workdir_config(config, str(tmp_path))  # the same pipeline: resumes
+  other = tiny_config()
+  common.set_pp(other, pp.from_fields(config.data).replace('unit', 'float'))
+  stored['data']['pp'] = ''
+  with open(tmp_path / 'config.json', 'w') as f:
+    json.dump(stored, f)
+  with pytest.raises(ConfigMismatchError, match='pp'):
+    check_workdir_config(other, str(tmp_path))
