@@ -55,6 +55,14 @@ class Preprocess:
     return pp_lib.with_crop(self.pp, self.crop) if self.crop else self.pp
 
   def __call__(self, record: Dict[str, Any], rng: Optional[np.random.Generator] = None):
+    example = self.pixels(record, rng)
+    example['image'] = self.values(example['image'])
+    return example
+
+  def pixels(self, record: Dict[str, Any],
+             rng: Optional[np.random.Generator] = None):
+    """The example before the value op: every op but the last (its image is
+    uint8 for the built-in ops); `values` then gives the float32 image."""
     where = f'{self.name} record {record.get("index", "?")}'
     image = np.asarray(record.get('image'))
     if image.dtype != np.uint8 or image.ndim != 3 or 0 in image.shape:
@@ -62,11 +70,20 @@ class Preprocess:
                            f'got dtype {image.dtype} shape {image.shape}')
     _check_labels(record, where)
     ctx = pp_ops.Context(rng=rng, detector=self.detector, where=where)
-    for op in self._ops:
+    for op in self._ops[:-1]:
       image = op(image, record, ctx)
     example = {k: np.asarray(record[k]) for k in LABEL_FIELDS if k in record}
     example['image'] = image
     return example
+
+  def values(self, image: np.ndarray) -> np.ndarray:
+    """The pp's value op (its last; a function of the image alone)."""
+    return self._ops[-1](image, {}, pp_ops.Context())
+
+  @property
+  def value_op(self) -> str:
+    """The name of the value op (unit, minmax, ...)."""
+    return pp_lib.parse(self.effective_pp)[-1][0]
 
 
 def _check_labels(record, where):

@@ -36,6 +36,9 @@ from fer_jax.registry import Registry
 OPS = Registry('pp op')
 # Op names by role: value ops end a pipeline; crop ops read a record's points.
 VALUE_OPS = ('unit', 'minmax', 'mean_std', 'featurewise', 'float')
+# Value ops of a pixel's value and channel alone (not minmax, which reads the
+# whole image): a [256, C] table of their outputs computes them.
+PIXELWISE_VALUE_OPS = ('unit', 'mean_std', 'featurewise', 'float')
 CROP_OPS = {'crop_eyes': 'eyes', 'crop_landmarks': 'landmarks'}
 RANDOM_OPS = ('rotate', 'shift', 'flip_lr', 'pad_crop')
 

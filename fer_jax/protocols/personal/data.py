@@ -1,13 +1,21 @@
 """The personal dataset of paper 000's study: every kept frame of the chosen
-subjects, preprocessed as in pre-training, its label checks and its folds."""
+subjects, preprocessed as in pre-training, its label checks and its folds.
+
+Frames are kept as uint8 pixels with a [256, C] float32 table of the value
+op (`float_images`), so every device holds a quarter of float32's bytes; the
+float32 a model sees is the table's entry, bitwise the value op's output.
+"""
 import dataclasses
+from typing import Optional
 
 import numpy as np
 
 from fer_jax.data import pipeline
+from fer_jax.data import pp_ops
 from fer_jax.data.sources import get_source
 from fer_jax.face import points
 from fer_jax.protocols import kfold
+from fer_jax.protocols.personal import files
 from fer_jax.train import workdir as workdir_lib
 
 TARGETS = ('valence', 'arousal')  # columns of PersonalData.labels
@@ -15,12 +23,38 @@ TARGETS = ('valence', 'arousal')  # columns of PersonalData.labels
 
 @dataclasses.dataclass
 class PersonalData:
-  """Every kept frame of the personal dataset, preprocessed as in pre-training."""
-  images: np.ndarray    # [N, H, W, C] float32
+  """Every kept frame of the personal dataset, preprocessed as in pre-training:
+  `float_images(images, lookup)` are the float32 images."""
+  images: np.ndarray    # [N, H, W, C] uint8 pixels (float32 if lookup is None)
   labels: np.ndarray    # [N, 2] valence, arousal
   subject: np.ndarray   # [N]
   clip: np.ndarray      # [N]
   frame: np.ndarray     # [N]
+  lookup: Optional[np.ndarray] = None  # [256, C] float32, `value_lookup`
+
+
+def value_lookup(pre: pipeline.Preprocess, pixels: np.ndarray
+                 ) -> Optional[np.ndarray]:
+  """[256, C] float32: pre's value op of pixel value v in channel c, made by
+  that very op on an image of the values 0..255, so bitwise its output. None
+  where the op reads more than the pixel (minmax) or pixels are not uint8."""
+  if pre.value_op not in pp_ops.PIXELWISE_VALUE_OPS or pixels.dtype != np.uint8:
+    return None
+  c = pixels.shape[-1]
+  ramp = np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], c, axis=2)
+  table = pre.values(ramp)
+  if table.dtype != np.float32 or table.shape != (256, 1, c):
+    return None
+  return np.ascontiguousarray(table[:, 0])
+
+
+def float_images(images, lookup):
+  """The float32 images of uint8 `images` [..., C] and their `lookup` table
+  (numpy; or jax, in a jitted function): a gather, no arithmetic. Images
+  without a table are returned as they are."""
+  if lookup is None:
+    return images
+  return lookup[images.astype(np.int32), np.arange(images.shape[-1])]
 
 
 def load_personal_data(config) -> PersonalData:
@@ -72,7 +106,17 @@ def load_personal_data(config) -> PersonalData:
                                         name=f'{pc.name}/{pc.split}',
                                         detector=points.find_points)
   # Labels are checked above, by subject; Preprocess sees the image only.
-  data.images = np.stack([pre({'image': im})['image'] for im in data.images])
+  pixels = np.stack([pre.pixels({'image': im})['image'] for im in data.images])
+  data.lookup = value_lookup(pre, pixels)
+  if data.lookup is not None:
+    data.images = pixels
+  else:
+    data.images = np.stack([pre.values(im) for im in pixels])
+    why = (f'the pixels are {pixels.dtype}, not uint8'
+           if pre.value_op in pp_ops.PIXELWISE_VALUE_OPS else
+           f'value op {pre.value_op} reads the whole image, not one pixel')
+    files.log(config, 'Personal images kept as float32 '
+              f'({data.images.nbytes / 2**20:.1f} MiB on every device): {why}.')
   return data
 
 

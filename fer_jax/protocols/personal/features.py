@@ -19,7 +19,7 @@ import numpy as np
 from fer_jax import atomic
 from fer_jax.models import partition
 from fer_jax.protocols.personal import files
-from fer_jax.protocols.personal.data import PersonalData
+from fer_jax.protocols.personal.data import PersonalData, float_images
 from fer_jax.protocols.personal.pretrain import Net
 from fer_jax.train import batched
 from fer_jax.train import distributed
@@ -96,11 +96,14 @@ def _batched_apply(fn, x: np.ndarray, batch: int) -> np.ndarray:
   return np.concatenate(out)
 
 
-def extract_features(net: Net, images: np.ndarray, batch: int) -> np.ndarray:
-  """The frozen conv part's output (the head's input) of every frame."""
+def extract_features(net: Net, images: np.ndarray, batch: int,
+                     lookup: Optional[np.ndarray] = None) -> np.ndarray:
+  """The frozen conv part's output (the head's input) of every frame; uint8
+  images with their `lookup` (PersonalData) are looked up batch by batch."""
   model, variables = _Static(net.model), jax.device_put(net.variables)
-  return _batched_apply(lambda x: _embed(model, variables, x), images,
-                        batch).astype(np.float32)
+  return _batched_apply(
+      lambda x: _embed(model, variables, float_images(x, lookup)), images,
+      batch).astype(np.float32)
 
 
 def _checked_features(path: str, z: dict, fp: str) -> np.ndarray:
@@ -150,7 +153,8 @@ def cached_features(config, workdir: str, net: Net, data: PersonalData):
             else _load_features(path, fp, wait_s=60.))
   if lead:
     t = time.perf_counter()
-    feats = extract_features(net, data.images, config.runtime.feature_batch)
+    feats = extract_features(net, data.images, config.runtime.feature_batch,
+                             data.lookup)
     atomic.savez(path, features=feats, fingerprint=np.asarray(fp))
     files.log(config, f'Features {net.name}: {feats.shape} in '
               f'{time.perf_counter() - t:.1f} s -> {path}')

@@ -21,6 +21,7 @@ import numpy as np
 from fer_jax import atomic
 from fer_jax.protocols.personal import files
 from fer_jax.protocols.personal import plan as plan_lib
+from fer_jax.protocols.personal.data import float_images
 from fer_jax.protocols.personal.plan import Plan
 from fer_jax.train import batched
 from fer_jax.train import distributed
@@ -116,11 +117,24 @@ def agreed_done_models(workdir: str, plan: Plan, nets) -> Dict[int, dict]:
                   loss=float(loss[i])) for i in np.flatnonzero(has).tolist()}
 
 
+def _on_pixels(apply: batched.ApplyFn, lookup: np.ndarray) -> batched.ApplyFn:
+  """`apply` on uint8 images: each batch becomes its float32 values by a
+  gather from `lookup` (PersonalData.lookup), bitwise the preprocessed images."""
+  def on_pixels(params, extra, x, keys, train):
+    return apply(params, extra, float_images(x, jnp.asarray(lookup)), keys,
+                 train)
+  return on_pixels
+
+
 class Runner:
-  """Trains the plan's models of one kind in chunks; saves each chunk."""
+  """Trains the plan's models of one kind in chunks; saves each chunk.
+
+  lookup: with uint8 images `x` (kind 'full'), their value table
+  (PersonalData.lookup): the images stay uint8 on every device and each
+  batch is looked up inside the step."""
 
   def __init__(self, config, workdir, kind, plan, nets, x, y, x_block: int,
-               y_block: int):
+               y_block: int, lookup: Optional[np.ndarray] = None):
     self.config, self.workdir, self.kind, self.plan = config, workdir, kind, plan
     self.nets = nets
     model = nets[0].model
@@ -140,6 +154,8 @@ class Runner:
       x = np.asarray(x).astype(self.dtype)
     apply = (batched.head_apply(model) if kind == 'head'
              else batched.full_apply(model))
+    if lookup is not None:
+      apply = _on_pixels(apply, lookup)
     rt = config.runtime
     # Several devices (of one process or of all, after jax.distributed): each
     # trains its share of a chunk's models (no communication); chunks are then
@@ -152,7 +168,7 @@ class Runner:
         rt.get(f'{kind}_segment_steps', rt.segment_steps),
         rt.get(f'{kind}_map_batch', 0), rt.get(f'{kind}_unroll', False),
         mesh=self.mesh)
-    # Shared by all models: on every device, once.
+    # Shared by all models: on every device, once (pixels: uint8, looked up).
     self.x = mesh_lib.replicate(self.mesh, x)
     self.y = mesh_lib.replicate(self.mesh, y)
     # Model i reads rows x[net_i * x_block + r] and y[net_i * y_block + r].
@@ -236,7 +252,8 @@ class Runner:
     files.log(self.config, f'[{self.kind}] {len(todo)} of {len(ids_all)} '
               f'models to train, {len(chunks)} chunk(s) of <= {m} '
               f'(~{per_model / 2**20:.2f} MiB per model, budget '
-              f'{(budget + shared) / 2**20:.0f} MiB)')
+              f'{(budget + shared) / 2**20:.0f} MiB; shared inputs '
+              f'{self.x.dtype} {shared / 2**20:.1f} MiB on every device)')
     for ci, ids in enumerate(chunks):
       if max_chunks is not None and counter['chunks'] >= max_chunks:
         raise StudyInterrupted(f'Stopped after {counter["chunks"]} chunk(s).')

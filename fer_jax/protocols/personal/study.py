@@ -220,9 +220,10 @@ def _run_study(config, workdir, preemption, max_chunks, on_chunk) -> dict:
   Runner(config, workdir, 'head', plan, nets, np.concatenate(feats), y,
          x_block=n, y_block=n).run(heads, done, counter, max_chunks, on_chunk,
                                    preemption)
-  Runner(config, workdir, 'full', plan, nets, data.images, y,
-         x_block=0, y_block=n).run(fulls, done, counter, max_chunks, on_chunk,
-                                   preemption)
+  # Images as uint8 pixels, looked up on the devices (data.lookup).
+  Runner(config, workdir, 'full', plan, nets, data.images, y, x_block=0,
+         y_block=n, lookup=data.lookup).run(fulls, done, counter, max_chunks,
+                                            on_chunk, preemption)
 
   t0_rows = (transfer0_rows(nets, outputs, data, folds, subjects, config.folds)
              if 'transfer_0' in config.conditions else [])
