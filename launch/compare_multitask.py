@@ -57,11 +57,12 @@ def warm_start(config, workdir, pretrain_dir):
   from fer_jax.train import checkpoint as ckpt_lib
   from fer_jax.train.loop import Trainer
   from fer_jax.train.state import variables_of
+  from fer_jax.train.trained import load_run
   ckpts = ckpt_lib.Checkpoints(workdir)
   if ckpts.latest_step() is None:
     t = Trainer(config, workdir)
-    _, tree = ckpt_lib.load_numpy(pretrain_dir, 'latest')
-    old = {'params': tree['params'], 'batch_stats': tree.get('batch_stats') or {}}
+    pre = load_run(pretrain_dir, 'latest').variables
+    old = {'params': pre['params'], 'batch_stats': pre.get('batch_stats', {})}
     new = partition.reinit_head(old, variables_of(t.state))
     state = t.state.replace(params=new['params'],
                             batch_stats=new.get('batch_stats', t.state.batch_stats))

@@ -43,9 +43,10 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   from fer_jax.protocols import cross_dataset
   from fer_jax.train.stages import apply_overrides, get_field
+  from fer_jax.train.trained import run_config
   from fer_jax.train.workdir import check_trained_run, validate_config
   check_trained_run(FLAGS.workdir)
-  run = cross_dataset.run_config(FLAGS.workdir)
+  run = run_config(FLAGS.workdir)
   target = FLAGS.config
   if cli.config_overrides():
     if target is None:

@@ -1,7 +1,7 @@
 """The papers' experiment grids: run (or resume) every run, gather results.
 
 Used by launch/report.py, which turns what these return into the papers' tables
-(launch/paper_tables.py). Every run lives in ROOT/<name> and resumes;
+(fer_jax/evaluate/paper_tables.py). Every run lives in ROOT/<name> and resumes;
 finished runs are read, not retrained; `train=False` only reads.
 
   run_001  configs/transfer/cascade_001.py: every scheme (cascade_001.METHODS) x
@@ -25,6 +25,7 @@ import copy
 import json
 import os
 
+from configs import common
 from configs.transfer import cascade_001, ulloa_002, zaitouny_004
 
 
@@ -112,7 +113,10 @@ def _args(*parts):
 
 
 def _reduced(arg):
-  return 'reduced' in arg.split(',')
+  """The `reduced` of the configs' argument, read as they read it
+  (`configs.common.parse_arg`: `reduced`, `reduced=true`, `reduced=0`...)."""
+  own = [t for t in (arg or '').split(',') if t.split('=')[0].strip() == 'reduced']
+  return common.parse_arg(','.join(own), reduced=False).reduced
 
 
 def run_001(root, arg, overrides, train, models=()):
@@ -187,6 +191,7 @@ def run_004(root, arg, overrides, train, method='rank', models=()):
   from fer_jax.protocols import cross_dataset, ensemble
   from fer_jax.train.loop import eval_data_config
   from fer_jax.train.stages import run_stages, stage_configs
+  from fer_jax.train.trained import load_run
   models = models or tuple(zaitouny_004.MODELS)
   check_selectors(overrides, models)
   check_runs({m: (zaitouny_004.get_config(_args(m, arg)), (m,)) for m in models},
@@ -202,17 +207,16 @@ def run_004(root, arg, overrides, train, method='rank', models=()):
     last = stage_configs(c, wd)[-1][1]
     if not os.path.exists(os.path.join(last, 'results.json')):
       continue
-    _, variables = cross_dataset.load_variables(last, 'best')
     # The run's own config.json: it holds the training-set statistics
     # (featurewise normalisation) the net was trained with.
-    run = cross_dataset.run_config(last)
-    section = (run.data.get('test_sources') or {}).get('test')
-    test = copy.deepcopy(run)
-    test.data = eval_data_config(run.data, section)
+    run = load_run(last, 'best')
+    section = (run.config.data.get('test_sources') or {}).get('test')
+    test = copy.deepcopy(run.config)
+    test.data = eval_data_config(run.config.data, section)
     preds[model] = {}
-    for key, cfg, split in (('validation', run, run.data.eval_split),
+    for key, cfg, split in (('validation', run.config, run.config.data.eval_split),
                             ('test', test, (section or {}).get('split', 'test'))):
-      p, lab, _ = cross_dataset.predict(cfg, variables, split)
+      p, lab, _ = cross_dataset.predict(run, split, cfg)
       preds[model][key] = (p['expression'], lab['expression'])
     members[model] = {f'{k}/expression/accuracy': float(metrics.accuracy(*preds[model][s]))
                       for k, s in (('val', 'validation'), ('test', 'test'))}

@@ -50,7 +50,7 @@ from fer_jax.models import get_model
 from fer_jax.models import importers
 from fer_jax.models.torchvision_compat import torchvision_models
 
-# Model name -> the smallest input it takes (the CI test uses these).
+# Model name -> the smallest input it takes (--small).
 SMALL_SIZES = {'alexnet': 64, 'vgg11': 32, 'vgg11_bn': 32, 'vgg16': 32,
                'vgg16_bn': 32, 'resnet18': 32, 'resnet34': 32, 'resnet50': 32,
                'resnet101': 32, 'resnet152': 32, 'mobilenet_v2': 32,
@@ -162,14 +162,6 @@ def compare(name, size, batch=4, bn='calib', num_outputs=1000, channels=3,
                flax_err=float(np.abs(f32 - t64).max()),
                diff64=float(np.abs(f64 - t64).max()))
   return out
-
-
-def parity(name, size, batch=2, num_outputs=1000, channels=3, seed=0,
-           bn='calib'):
-  """(max |logit difference|, max |logit|), both float32."""
-  r = compare(name, size, batch, bn, num_outputs, channels, seed,
-              float64=False)
-  return r['diff'], r['scale']
 
 
 def main(argv):

@@ -57,7 +57,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   from launch import paper_runs
-  from launch import paper_tables as pt
+  from fer_jax.evaluate import paper_tables as pt
   from fer_jax.train.logging import write_json
   root, arg, sets = FLAGS.workdir, FLAGS.arg, FLAGS.set
   synthetic = 'real' not in arg.split(',')

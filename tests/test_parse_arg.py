@@ -61,3 +61,18 @@ def test_configs_read_their_arguments_with_it():
               cascade_001.get_config, zaitouny_004.get_config):
     with pytest.raises(ValueError, match=r"Unknown arguments \['nope'\]"):
       get('nope')
+
+
+@pytest.mark.parametrize('arg,want', [
+    ('reduced', True), ('real, reduced', True), ('reduced=true', True),
+    ('reduced=1', True), ('reduced=False', False), ('reduced=0', False),
+    ('', False), ('real', False)])
+def test_paper_runs_reads_reduced_as_the_configs_do(arg, want):
+  from launch import paper_runs
+  assert paper_runs._reduced(arg) is want  # pylint: disable=protected-access
+
+
+def test_paper_runs_refuses_a_reduced_the_configs_refuse():
+  from launch import paper_runs
+  with pytest.raises(ValueError, match="reduced='yes': not true or false"):
+    paper_runs._reduced('reduced=yes')  # pylint: disable=protected-access

@@ -37,7 +37,7 @@ from fer_jax.participant.labelled import (Labelled, match_labels, read_labels,
                                           time_folds)
 from fer_jax.participant.frames import ProposeError
 from fer_jax.predict import predictor as predictor_lib
-from fer_jax.protocols import cross_dataset
+from fer_jax.train import trained
 
 MODEL_DIR = 'model'
 FIT_FILE = 'fit.json'
@@ -120,7 +120,7 @@ def head_of(base: frames_lib.Base, seed: int = 0) -> Head:
   from fer_jax.train.loop import build_model  # pylint: disable=g-import-not-at-top
   p = base.predictor
   if base.config_bytes:
-    config = cross_dataset.run_config(base.spec)
+    config = trained.run_config(base.spec)
     task = get_task(**config.task)
     cols = _va_columns(task)
     if cols is not None:

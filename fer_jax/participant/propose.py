@@ -39,10 +39,10 @@ from fer_jax.predict import crops as face_crops
 from fer_jax.participant import personal_model as fit_lib
 from fer_jax.participant import frames as frames_lib
 from fer_jax.participant.frames import ProposeError
-from fer_jax.protocols import cross_dataset
 from fer_jax.protocols import samplers
 from fer_jax.protocols.personal import features as study_features
 from fer_jax.protocols.personal.pretrain import Net
+from fer_jax.train import trained
 
 SAMPLER_NAMES = ('gsx', 'gsy', 'igs', 'mcdue', 'random')
 NEEDS_LABELS = ('igs', 'mcdue')
@@ -98,9 +98,8 @@ def scoring_net(subject_dir: str, base) -> Tuple[Any, Optional[tuple], str]:
     what = 'the base model\'s head (no personal model fitted on it yet)'
     return base.net, None, what
   head = fit_lib.head_of(base)
-  _, variables = cross_dataset.load_variables(
-      os.path.join(subject_dir, fit_lib.MODEL_DIR), 'latest')
-  net = Net('personal', (), None, head.model, {'params': variables['params']})
+  run = trained.load_run(os.path.join(subject_dir, fit_lib.MODEL_DIR), 'latest')
+  net = Net('personal', (), None, head.model, {'params': run.variables['params']})
   return net, head.columns, (f'the personal model (fitted on '
                              f'{info["labels"]} labels)')
 

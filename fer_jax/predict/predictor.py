@@ -303,17 +303,9 @@ def load_workdir(workdir: str, which: str = 'best', batch_size: int = 32,
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from fer_jax.data import pipeline  # pylint: disable=g-import-not-at-top
-  from fer_jax.protocols import cross_dataset  # pylint: disable=g-import-not-at-top
-  from fer_jax.tasks import get_task  # pylint: disable=g-import-not-at-top
-  from fer_jax.train.loop import build_model  # pylint: disable=g-import-not-at-top
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{path} does not exist: --workdir must be a directory '
-                            'written by launch/train.py')
-  config = cross_dataset.run_config(workdir)
-  task = get_task(**config.task)
-  model = build_model(config, task)
-  _, variables = cross_dataset.load_variables(workdir, which)
+  from fer_jax.train.trained import load_run  # pylint: disable=g-import-not-at-top
+  run = load_run(workdir, which)
+  config, task, model, variables = run.config, run.task, run.model, run.variables
   size, channels = int(config.data.image_size), int(config.data.channels)
   published = config.get('published_features')
   if published:

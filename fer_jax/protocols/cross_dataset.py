@@ -12,7 +12,6 @@ labels evaluated on AFEW-VA with va_scale=10 predicts in [-10, 10] and is
 scored against AFEW-VA's own labels.
 """
 import copy
-import json
 import os
 from typing import Dict, Optional, Tuple
 
@@ -23,20 +22,6 @@ from fer_jax import atomic
 
 # Keys of config.data that name the data rather than how the model sees it.
 DATA_KEYS = ('name', 'source', 'crop', 'eval_records')
-
-
-def run_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a workdir was trained with (lists back to tuples)."""
-  with open(os.path.join(workdir, 'config.json')) as f:
-    return ml_collections.ConfigDict(_tuples(json.load(f)))
-
-
-def _tuples(x):
-  if isinstance(x, dict):
-    return {k: _tuples(v) for k, v in x.items()}
-  if isinstance(x, list):
-    return tuple(_tuples(v) for v in x)
-  return x
 
 
 def eval_config(config, data: Optional[dict] = None, va_scale: Optional[float] = None,
@@ -62,34 +47,28 @@ def eval_config(config, data: Optional[dict] = None, va_scale: Optional[float] =
   return c
 
 
-def load_variables(workdir: str, which: str = 'best', step: Optional[int] = None):
-  """(step, {'params', 'batch_stats'}) of a run's checkpoint, as numpy."""
-  from fer_jax.train.checkpoint import load_numpy
-  step, tree = load_numpy(workdir, which, step)
-  return step, {'params': tree['params'], 'batch_stats': tree.get('batch_stats', {})}
+def predict(run, split: str, config=None) -> Tuple[Dict, Dict, float]:
+  """(predictions, labels, mean loss) of a trained run (`trained.load_run`) on
+  a split of `config`'s data (default: the run's own), padding removed.
 
-
-def predict(config, variables, split: str) -> Tuple[Dict, Dict, float]:
-  """(predictions, labels, mean loss) of a model on a split, padding removed."""
+  `config` is the run's config with other data (`eval_config`): the model is
+  the run's, the task (its `va_scale`) and the data are the config's.
+  """
   from fer_jax.data import pipeline
   from fer_jax.data.sources import get_source
   from fer_jax.evaluate.evaluator import Evaluator
   from fer_jax.face import points
   from fer_jax.tasks import get_task
-  from fer_jax.train.loop import build_model
   from fer_jax.train.step import make_predict_fn
+  config = run.config if config is None else config
   task = get_task(**config.task)
-  model = build_model(config, task)
-  variables = {'params': variables['params'],
-               **({'batch_stats': variables['batch_stats']}
-                  if variables.get('batch_stats') else {})}
   source = pipeline.limit(get_source(config.data, split),
                           config.data.get('eval_records', 0))
   prep = pipeline.preprocess_from_config(config.data, name=f'{config.data.name}/{split}',
                                          detector=points.find_points)
-  out = Evaluator(make_predict_fn(model, task), source, prep,
+  out = Evaluator(make_predict_fn(run.model, task), source, prep,
                   config.get('eval_batch_size', config.batch_size),
-                  num_threads=config.data.num_threads).run(variables)
+                  num_threads=config.data.num_threads).run(run.variables)
   return out.pred, out.labels, out.loss
 
 
@@ -101,13 +80,14 @@ def evaluate_workdir(workdir: str, out_dir: str, which: str = 'best',
   (and scatter.png for VA, confusion_matrix.png for expressions)."""
   from fer_jax.tasks import get_task
   from fer_jax.train.logging import write_json
-  train_config = run_config(workdir)
+  from fer_jax.train.trained import load_run
+  run = load_run(workdir, which)
+  train_config = run.config
   config = eval_config(train_config, data, va_scale, target)
   split = split or config.data.eval_split
-  step, variables = load_variables(workdir, which)
-  pred, lab, loss = predict(config, variables, split)
+  pred, lab, loss = predict(run, split, config)
   task = get_task(**config.task)
-  results = {'workdir': os.path.abspath(workdir), 'checkpoint': which, 'step': step,
+  results = {'workdir': os.path.abspath(workdir), 'checkpoint': which, 'step': run.step,
              'dataset': config.data.name, 'source': config.data.source.to_dict()
              if isinstance(config.data.source, ml_collections.ConfigDict)
              else config.data.source, 'split': split, 'num_samples': len(lab['mask']),

@@ -4,39 +4,27 @@ Orbax writes each checkpoint into a temporary directory and renames it when
 complete, so a run killed mid-save leaves the previous checkpoints intact and
 the half-written one is ignored (and cleaned up) on restart.
 
-A finished checkpoint can still be damaged later (a truncated or deleted file,
-flipped bytes: OCDBT chunks carry no checksum). So every save records a
-fingerprint of the state (the sum of its bits as uint32 words) in the step's
-metadata and refuses a non-finite state; every restore checks both. A
-checkpoint that fails is named in one warning line, moved aside to
-`STEP.damaged-<time>` (outside Orbax's step names, so nothing deletes it) and
-the next older one is tried; if none restores, one error names the folder.
+A finished checkpoint can still be damaged later; every save records a
+fingerprint and refuses a non-finite state, every restore checks both
+(checkpoint_integrity). A checkpoint that fails is named in one warning line,
+moved aside to `STEP.damaged-<time>` and the next older one is tried; if none
+restores, one error names the folder.
 
 With several processes every one of them calls every save and restore (Orbax
 coordinates them; each writes its own shards, process 0 the metadata), so the
 directory must be on a file system (or gs:// bucket) that all of them see.
 """
-import json
 import os
-import re
-import sys
-import time
 from typing import List, Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
-from jax.experimental import multihost_utils
 
-
-class NonFiniteError(ValueError):
-  """A non-finite training loss or state: the run stops and saves nothing."""
-
-
-class DamagedCheckpointError(ValueError):
-  """A checkpoint that does not restore, or restores other values than saved."""
+from fer_jax.train import checkpoint_integrity as integrity
+from fer_jax.train.checkpoint_integrity import DamagedCheckpointError
+from fer_jax.train.checkpoint_integrity import NonFiniteError
 
 
 class _Manager(ocp.CheckpointManager):
@@ -59,130 +47,6 @@ def _barrier_prefix(name: str):
   # barriers (e.g. `_async_write_complete.<step>`) need distinct names.
   return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
 
-
-def _warn(message: str):
-  if jax.process_index() == 0:
-    print(f'warning: {message}', file=sys.stderr, flush=True)
-
-
-# ---- fingerprints: the same number from device arrays and from numpy.
-
-def _words(x):
-  """The bits of each element as one uint32 (of a wider one, its low 32)."""
-  x = jnp.asarray(x)
-  if x.dtype == jnp.bool_:
-    x = x.astype(jnp.uint8)
-  bits = jax.lax.bitcast_convert_type(x, jnp.dtype(f'uint{8 * x.dtype.itemsize}'))
-  return bits.astype(jnp.uint32)
-
-
-@jax.jit
-def _summary(tree):
-  """(fingerprint, all finite) of a tree of arrays, on device: one pass over
-  the state, pulled to the host as two scalars."""
-  leaves = jax.tree.leaves(tree)
-  fp = jnp.zeros((), jnp.uint32)
-  finite = jnp.ones((), bool)
-  for x in leaves:
-    fp = fp + jnp.sum(_words(x), dtype=jnp.uint32)  # wraps modulo 2**32
-    if jnp.issubdtype(x.dtype, jnp.inexact):
-      finite = finite & jnp.all(jnp.isfinite(x))
-  return fp, finite
-
-
-def state_summary(tree):
-  """(fingerprint as an int, all finite) of a state of device arrays."""
-  fp, finite = jax.device_get(_summary(tree))
-  return int(fp), bool(finite)
-
-
-def numpy_summary(tree):
-  """`state_summary` of a tree of numpy arrays (a restored checkpoint)."""
-  fp, finite = 0, True
-  for x in jax.tree.leaves(tree):
-    x = np.ascontiguousarray(x)
-    if x.dtype == np.bool_:
-      x = x.astype(np.uint8)
-    words = x.view(f'uint{8 * x.dtype.itemsize}').astype(np.uint32)
-    fp = (fp + int(np.sum(words, dtype=np.uint32))) % 2**32
-    if jnp.issubdtype(x.dtype, jnp.inexact):  # also bfloat16, unlike np's
-      finite = finite and bool(np.isfinite(x).all())
-  return fp, finite
-
-
-def _saved_fingerprint(step_dir: str) -> Optional[int]:
-  """The fingerprint recorded at save; None for a checkpoint written without
-  one (or whose step metadata is gone: its arrays are still checked)."""
-  try:
-    meta = json.loads((epath.Path(step_dir) / '_CHECKPOINT_METADATA').read_text())
-    fp = (meta.get('custom_metadata') or {}).get('fingerprint')
-  except (OSError, ValueError, AttributeError):
-    return None
-  return None if fp is None else int(fp)
-
-
-def _verify(step_dir: str, summary):
-  fp, finite = summary
-  if not finite:
-    raise DamagedCheckpointError(f'{step_dir} holds non-finite values')
-  saved = _saved_fingerprint(step_dir)
-  if saved is not None and saved != fp:
-    raise DamagedCheckpointError(
-        f'{step_dir} restores other values than were saved (fingerprint '
-        f'{fp:#010x}, saved {saved:#010x})')
-
-
-# TensorStore errors run over many lines; their status line says what failed.
-_STATUS = re.compile(r'\b(NOT_FOUND|DATA_LOSS|FAILED_PRECONDITION|INVALID_ARGUMENT|'
-                     r'OUT_OF_RANGE|UNAVAILABLE|INTERNAL|UNKNOWN): [^\n]*')
-
-
-def _reason(e: BaseException) -> str:
-  """One short line saying why a restore failed."""
-  messages, seen = [], set()
-  while e is not None and id(e) not in seen:
-    seen.add(id(e))
-    messages.append(f'{type(e).__name__}: {e}')
-    e = e.__cause__ or e.__context__
-  hit = next((m for m in map(_STATUS.search, messages) if m), None)
-  line = hit.group(0) if hit else next(
-      (l for m in messages for l in m.splitlines() if l.strip()), 'unknown error')
-  line = re.sub(r'\s*\[source locations=.*?\]|\s*\[tensorstore_spec.*', '', line)
-  line = re.sub(r'\s+', ' ', line).strip()
-  return line if len(line) <= 240 else line[:237] + '...'
-
-
-def _quiet_closed_loop():
-  """After a failed restore, TensorStore's late callbacks meet the event loop
-  Orbax has closed; Python would print each as an 'Exception ignored'
-  traceback. Drops those (only those) from then on."""
-  previous = sys.unraisablehook
-  if getattr(previous, 'quiet_closed_loop', False):
-    return
-
-  def hook(unraisable):
-    if not (isinstance(unraisable.exc_value, RuntimeError)
-            and str(unraisable.exc_value) == 'Event loop is closed'):
-      previous(unraisable)
-  hook.quiet_closed_loop = True
-  sys.unraisablehook = hook
-
-
-def _all_processes(ok: bool) -> bool:
-  if jax.process_count() == 1:
-    return ok
-  return bool(np.all(multihost_utils.process_allgather(np.asarray(ok))))
-
-
-def _move_aside(step_dir: str) -> str:
-  """Renames a damaged step folder out of Orbax's step names; returns the new
-  path. Kept, not deleted: it may still be worth a look."""
-  dest = f'{step_dir}.damaged-{time.strftime("%Y%m%dT%H%M%S")}'
-  if jax.process_index() == 0:
-    epath.Path(step_dir).rename(dest)
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(f'move_aside:{step_dir}')
-  return dest
 
 
 class Checkpoints:
@@ -232,7 +96,7 @@ class Checkpoints:
                   reverse=self.best_mode == 'min')[0][0]
 
   def _checked_save(self, manager, step: int, state, **kwargs):
-    fp, finite = state_summary(state)
+    fp, finite = integrity.state_summary(state)
     if not finite:
       raise NonFiniteError(f'The state at step {step} holds non-finite values; '
                            f'not saving it to {manager.directory}.')
@@ -256,7 +120,8 @@ class Checkpoints:
       return False
     value = float(metrics[self.best_metric])
     if not np.isfinite(value):
-      _warn(f'{self.best_metric} is {value} at step {step}; not a best checkpoint.')
+      integrity.warn(f'{self.best_metric} is {value} at step {step}; '
+                     'not a best checkpoint.')
       return False
     if step in self.best.all_steps():
       return False
@@ -290,14 +155,15 @@ class Checkpoints:
       try:
         state = manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
       except Exception as e:  # pylint: disable=broad-except
-        _quiet_closed_loop()
-        error = DamagedCheckpointError(f'{path} does not restore: {_reason(e)}')
+        integrity.quiet_closed_loop()
+        error = DamagedCheckpointError(
+            f'{path} does not restore: {integrity.reason(e)}')
     if error is None:
       try:
-        _verify(path, state_summary(state))
+        integrity.verify(path, integrity.state_summary(state))
       except DamagedCheckpointError as e:
         error = e
-    if not _all_processes(error is None):
+    if not integrity.all_processes(error is None):
       raise error or DamagedCheckpointError(
           f'{path} does not restore on another process')
     return state
@@ -317,8 +183,8 @@ class Checkpoints:
         damaged.append((step, e))
         continue
       for bad, e in damaged:
-        dest = _move_aside(self._step_dir(self.latest, bad))
-        _warn(f'{e}; moved it to {dest} and resumed from step {step}.')
+        dest = integrity.move_aside(self._step_dir(self.latest, bad))
+        integrity.warn(f'{e}; moved it to {dest} and resumed from step {step}.')
       if damaged:
         self.latest.reload()
       return state
@@ -334,7 +200,7 @@ class Checkpoints:
     if step is None:
       where = (self.best.directory if self.best is not None
                else 'this run (no best_metric)')
-      _warn(f'No best checkpoint in {where}; using the latest checkpoint.')
+      integrity.warn(f'No best checkpoint in {where}; using the latest checkpoint.')
       return self.restore_latest(abstract_state)
     try:
       return self._restore_verified(self.best, step, abstract_state)
@@ -342,10 +208,10 @@ class Checkpoints:
       state = self.restore_latest(abstract_state)
       if state is None:
         raise
-      dest = _move_aside(self._step_dir(self.best, step))
+      dest = integrity.move_aside(self._step_dir(self.best, step))
       self.best.reload()
       self._read_best_kept()
-      _warn(f'{e}; moved it to {dest} and used the latest checkpoint.')
+      integrity.warn(f'{e}; moved it to {dest} and used the latest checkpoint.')
       return state
 
   def wait(self):
@@ -388,9 +254,10 @@ def _load_numpy_step(step_dir: str):
   except DamagedCheckpointError:
     raise
   except Exception as e:  # pylint: disable=broad-except
-    _quiet_closed_loop()
-    raise DamagedCheckpointError(f'{step_dir} does not restore: {_reason(e)}') from None
-  _verify(step_dir, numpy_summary(tree))
+    integrity.quiet_closed_loop()
+    raise DamagedCheckpointError(
+        f'{step_dir} does not restore: {integrity.reason(e)}') from None
+  integrity.verify(step_dir, integrity.numpy_summary(tree))
   return tree
 
 
@@ -418,7 +285,7 @@ def load_checkpoint(workdir: str, which: str = 'latest', step: Optional[int] = N
   steps = saved_steps(workdir, which)
   fallback = which == 'best' and step is None and saved_steps(workdir, 'latest')
   if not steps and fallback:
-    _warn(f'No best checkpoint in {root}; using the latest checkpoint.')
+    integrity.warn(f'No best checkpoint in {root}; using the latest checkpoint.')
     return load_checkpoint(workdir, 'latest')
   if not steps or (step is not None and step not in steps):
     raise FileNotFoundError(f'No {which} checkpoint {"" if step is None else step} '
@@ -431,11 +298,11 @@ def load_checkpoint(workdir: str, which: str = 'latest', step: Optional[int] = N
       damaged.append(e)
       continue
     for e in damaged:
-      _warn(f'{e}; using step {s}.')
+      integrity.warn(f'{e}; using step {s}.')
     return which, s, tree
   if fallback:
     for e in damaged:
-      _warn(f'{e}; using the latest checkpoint.')
+      integrity.warn(f'{e}; using the latest checkpoint.')
     return load_checkpoint(workdir, 'latest')
   if len(damaged) == 1:
     raise damaged[0]

@@ -8,6 +8,7 @@ import pytest
 from fer_jax.data import labels
 from fer_jax.data.synthetic import affect
 from fer_jax.data.synthetic import face
+from fer_jax.data.synthetic import face_params
 from fer_jax.data.synthetic import presets
 from fer_jax.data.synthetic import source as source_lib
 from fer_jax.data.synthetic import SyntheticSource
@@ -17,7 +18,7 @@ SIZE = 256
 
 
 def _identities(n=4):
-  return [face.sample_identity(np.random.default_rng(100 + s)) for s in range(n)]
+  return [face_params.sample_identity(np.random.default_rng(100 + s)) for s in range(n)]
 
 
 def _pair(idn, au_number, intensity=1.0):
@@ -104,19 +105,19 @@ def test_landmarks_follow_the_pose():
   idn = _identities(1)[0]
   au = np.zeros(len(labels.AUS))
   _, front, _ = face.render_face(idn, au, image_size=128)
-  pose = face.Pose(roll=0.3, scale=0.8, tx=0.05, ty=-0.04)
+  pose = face_params.Pose(roll=0.3, scale=0.8, tx=0.05, ty=-0.04)
   _, lm, _ = face.render_face(idn, au, pose, image_size=128)
   c, s = 0.8 * math.cos(0.3), 0.8 * math.sin(0.3)
   center = np.array([0.5, idn.eye_y + 0.5 * (idn.face_h - idn.forehead)]) * 128 - 0.5
   expect = (front - center) @ np.array([[c, s], [-s, c]]) + center + [6.4, -5.12]
   np.testing.assert_allclose(lm, expect, atol=1e-3)
-  for pose in (pose, face.Pose(yaw=0.45, roll=-0.2, scale=0.9, tx=-0.05)):
+  for pose in (pose, face_params.Pose(yaw=0.45, roll=-0.2, scale=0.9, tx=-0.05)):
     img, lm, eyes = face.render_face(idn, au, pose, image_size=128)
     gray = img.mean(-1)
     for x, y in eyes:
       assert gray[int(round(y)), int(round(x))] < 40  # the pupil
   # Yaw turns the face: the nose tip moves more than the face outline.
-  _, yawed, _ = face.render_face(idn, au, face.Pose(yaw=0.45), image_size=128)
+  _, yawed, _ = face.render_face(idn, au, face_params.Pose(yaw=0.45), image_size=128)
   assert (yawed - front)[30, 0] > (yawed - front)[[0, 16], 0].mean() + 3
 
 

@@ -1,7 +1,7 @@
-"""The papers' tables (launch/paper_tables.py) from hand-made results."""
+"""The papers' tables (fer_jax/evaluate/paper_tables.py) from hand-made results."""
 import ml_collections
 
-from launch import paper_tables as pt
+from fer_jax.evaluate import paper_tables as pt
 
 
 def _row(md, start):

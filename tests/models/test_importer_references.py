@@ -32,6 +32,8 @@ import pytest
 from fer_jax.models import caffe
 from fer_jax.models import get_model
 from fer_jax.models import importers
+from fer_jax.models.importers import from_caffe
+from fer_jax.models.importers import from_torchvision
 from fer_jax.models.registry import MODELS
 from tests.models import test_caffe_import as caffe_wire
 
@@ -176,14 +178,14 @@ def test_fixtures_cover_every_importer_family():
   families = set()
   for name in MODELS.names():
     try:
-      families.add(importers._family(name)[0])  # pylint: disable=protected-access
+      families.add(from_torchvision._family(name)[0])  # pylint: disable=protected-access
     except ValueError:
       continue
-  covered = {importers._family(n)[0] for n in TORCHVISION}  # pylint: disable=protected-access
+  covered = {from_torchvision._family(n)[0] for n in TORCHVISION}  # pylint: disable=protected-access
   assert covered == families, families - covered
   for name in TORCHVISION:
     assert os.path.exists(os.path.join(FIXTURES, f'torchvision_{name}.npz'))
-  assert set(CAFFE) == set(importers._CAFFE_POOL5)  # pylint: disable=protected-access
+  assert set(CAFFE) == set(from_caffe._CAFFE_POOL5)  # pylint: disable=protected-access
 
 
 def test_lrn_keeps_float64():

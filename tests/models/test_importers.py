@@ -1,5 +1,6 @@
 """Importers: torchvision layouts (without torch), mismatch errors, gray input."""
 import re
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 from safetensors import numpy as safetensors_numpy
 
+from fer_jax import cli
 from fer_jax.models import get_model
 from fer_jax.models import importers
 from fer_jax.models import partition
@@ -155,3 +157,18 @@ def test_pth_file(resnet18, tmp_path):
   target = jax.eval_shape(model.init, RNGS, jnp.zeros((1, 32, 32, 3)))
   out = importers.import_torchvision('resnet18', path, target)
   jax.tree.map(np.testing.assert_array_equal, out, v)
+
+
+def test_pth_without_torch_is_one_clear_error(tmp_path, monkeypatch):
+  # No torch: not a bare ModuleNotFoundError but one line naming the file and
+  # the ways out, which a launcher prints as `error: ...` (status 2).
+  monkeypatch.setitem(sys.modules, 'torch', None)  # `import torch` fails
+  path = str(tmp_path / 'resnet18.pth')
+  with open(path, 'wb') as f:
+    f.write(b'not read')
+  with pytest.raises(importers.WeightFileError) as e:
+    importers.import_torchvision('resnet18', path, {})
+  text = str(e.value)
+  assert path in text and '.safetensors' in text and 'install torch' in text
+  assert cli.is_expected(e.value) and cli.message(e.value) == text
+  assert '\n' not in text

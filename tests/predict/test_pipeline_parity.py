@@ -16,11 +16,11 @@ import pytest
 from fer_jax import predict
 from fer_jax.data import pipeline
 from fer_jax.face import points
-from fer_jax.protocols import cross_dataset
 from fer_jax.tasks import get_task
 from fer_jax.train.loop import build_model
 from fer_jax.train.state import TrainState
 from fer_jax.train.step import make_eval_step
+from fer_jax.train.trained import load_run
 from tests.conftest import tiny_config
 from tests.predict.conftest import astronaut
 
@@ -101,10 +101,8 @@ def _record(image, i):
 def _eval_pipeline(workdir, records):
   """(images, predictions) of the eval pipeline and eval step, as
   cross_dataset.predict runs a run's model on a split."""
-  config = cross_dataset.run_config(workdir)
-  task = get_task(**config.task)
-  model = build_model(config, task)
-  _, v = cross_dataset.load_variables(workdir, 'latest')
+  run = load_run(workdir, 'latest')
+  config, task, model, v = run.config, run.task, run.model, run.variables
   state = TrainState(step=jnp.zeros((), jnp.int32), params=v['params'],
                      batch_stats=v['batch_stats'], opt_state=(),
                      rng=jnp.zeros((2,), jnp.uint32), lr_scale=jnp.ones(()))
@@ -227,11 +225,8 @@ def test_mc_dropout_columns_by_hand(workdir):
   crops = predict.crop_faces(astronaut(), BOXES, p.crop).crops
   got = p.predict(crops)  # the predictor's first call: fold_in(key, 0)
 
-  config = cross_dataset.run_config(wd)
-  task = get_task(**config.task)
-  model = build_model(config, task)
-  _, v = cross_dataset.load_variables(wd, 'latest')
-  v = {'params': v['params'], 'batch_stats': v['batch_stats']}
+  run = load_run(wd, 'latest')
+  task, model, v = run.task, run.model, run.variables
   x = p.preprocess(crops)
   # relu(fc1) in eval mode; the masks of training-mode dropout, one key per
   # pass and crop.

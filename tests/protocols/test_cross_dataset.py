@@ -73,9 +73,9 @@ def test_plot_writes_a_png_for_one_and_several_runs(run, tmp_path):
            'train/lr_scale': 1.0 if s < 5 else 0.1} for s in range(1, 11)]
   rows += [{'step': s, 'val/loss': 1.0 / s, 'val/rmse_mean': 0.5 / s} for s in (5, 10)]
   (fake / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
-  from launch import plot
+  from fer_jax.train import curves
   out = tmp_path / 'curves.png'
-  drawn = plot.plot_runs([str(fake), run], str(out))
+  drawn = curves.plot_runs([str(fake), run], str(out))
   assert drawn[:3] == ['train/loss', 'val/loss', 'val/rmse_mean']
   assert 'train/lr_scale' in drawn
   assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

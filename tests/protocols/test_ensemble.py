@@ -87,6 +87,7 @@ def test_rank_weighted_ensemble_of_three_trained_models_matches_its_best(tmp_pat
   from fer_jax.evaluate import metrics
   from fer_jax.protocols import cross_dataset, ensemble
   from fer_jax.train.loop import train_and_evaluate
+  from fer_jax.train.trained import load_run
   from tests.conftest import tiny_config
   members = []
   for seed, widths in enumerate(((8, 16), (16, 32), (8, 16, 32))):
@@ -98,9 +99,8 @@ def test_rank_weighted_ensemble_of_three_trained_models_matches_its_best(tmp_pat
     c.optim = dict(name='adam', learning_rate=3e-3)
     wd = str(tmp_path / f'm{seed}')
     train_and_evaluate(c, wd)
-    _, variables = cross_dataset.load_variables(wd, 'best')
-    run = cross_dataset.run_config(wd)
-    members.append({s: cross_dataset.predict(run, variables, s)[:2]
+    run = load_run(wd, 'best')
+    members.append({s: cross_dataset.predict(run, s)[:2]
                     for s in ('validation', 'test')})
   acc = lambda p, lab: float(metrics.accuracy(p['expression'], lab['expression']))
   val = [acc(*m['validation']) for m in members]

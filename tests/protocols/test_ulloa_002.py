@@ -26,7 +26,7 @@ def test_paper_settings():
 def test_report_grid_runs_cv_and_cross_dataset(tmp_path):
   """One fold per dataset, a few steps: the grid trains, each dataset's best fold
   is scored on the other dataset's test split, and the tables are written."""
-  from launch import paper_tables
+  from fer_jax.evaluate import paper_tables
   from launch import paper_runs
   overrides = ['kfold.folds=(1,)', 'total_steps=12', 'schedule.warmup_steps=2', 'data.train_records=300',
                'data.eval_records=64', 'eval_every_steps=12',

@@ -95,7 +95,7 @@ def test_a_non_finite_metric_is_never_best(mode, values, tmp_path, capsys):
 
 def test_fingerprint_is_the_sum_of_the_bits():
   import jax.numpy as jnp
-  from fer_jax.train.checkpoint import numpy_summary, state_summary
+  from fer_jax.train.checkpoint_integrity import numpy_summary, state_summary
   # 1.0f is 0x3f800000, -1 is 0xffffffff, True is 1, bf16 1.0 is 0x3f80:
   # their sum modulo 2**32 is 0x3f803f80.
   tree = {'a': jnp.ones((), jnp.float32), 'b': jnp.asarray([-1], jnp.int32),

@@ -1,28 +1,29 @@
 """A procedural face renderer with known geometry.
 
-Identity + 14 AU intensities give the 68 iBUG landmarks in a canonical frame (lengths
-are fractions of the image side, face centred, y down). Every drawn shape is built
-from those landmarks, so the image and the landmarks agree. One pose transform
-(pseudo-3D yaw, pitch, roll, scale, shift) maps all points to pixels at once, then
-cv2 draws anti-aliased polygons. A `Scene` adds the in-the-wild nuisances (clutter,
-light, occlusion, blur, low resolution, noise) that do not move the landmarks.
-
-Landmark order (iBUG 68): jaw 0-16, brows 17-26 (17 and 26 outer ends), nose 27-35
-(30 tip), eyes 36-47 (36-41 the eye on the image's left), mouth 48-67 (48/54 outer
-corners, 62/66 inner lip centres).
+Identity + 14 AU intensities give the 68 iBUG landmarks in a canonical frame
+(`face_geometry`: lengths are fractions of the image side, face centred, y
+down). Every drawn shape is built from those landmarks, so the image and the
+landmarks agree. One pose transform (pseudo-3D yaw, pitch, roll, scale, shift)
+maps all points to pixels at once, then cv2 draws anti-aliased polygons. A
+`Scene` (`face_scene`) adds the in-the-wild nuisances (clutter, light,
+occlusion, blur, low resolution, noise) that do not move the landmarks.
+`face_params` draws who is rendered and how the head sits (Identity, Pose).
 """
-import dataclasses
 import math
-from typing import Optional, Tuple
+from typing import Optional
 
 import cv2
 import numpy as np
 
 from fer_jax.data import labels
+from fer_jax.data.synthetic import face_geometry
+from fer_jax.data.synthetic import face_params
+from fer_jax.data.synthetic import face_scene
+from fer_jax.data.synthetic.face_params import Identity
+from fer_jax.data.synthetic.face_params import Pose
+from fer_jax.data.synthetic.face_scene import Scene
 
 NUM_AUS = len(labels.AUS)
-_A = {n: i for i, n in enumerate(labels.AUS)}  # FACS number -> column
-_CX = 0.5  # the canonical face is centred horizontally
 
 
 def _catmull_rom(n: int, k: int) -> np.ndarray:
@@ -57,30 +58,7 @@ _TOP_C, _TOP_S = np.cos(_ARC), np.sin(_ARC)**0.55       # forehead arc
 _CAP_T = np.linspace(-0.2, np.pi + 0.2, 15)
 _CAP_C, _CAP_S = np.cos(_CAP_T), np.sign(np.sin(_CAP_T)) * np.abs(np.sin(_CAP_T))**0.55
 _LONG_C, _LONG_S = np.cos(np.linspace(0, np.pi, 13)), np.sin(np.linspace(0, np.pi, 13))**0.55
-_JAW_T = np.linspace(0, np.pi, 17)
-_JAW_C, _JAW_S = np.cos(_JAW_T), np.sin(_JAW_T)
-_JAW_SIGN, _JAW_ABS_C = np.sign(_JAW_C), np.abs(_JAW_C)
-_JAW_W = _JAW_S**3          # how much each jaw point follows the chin
-_JAW_CHIN = _JAW_S**11      # AU17 acts on the chin only
-_EYE_X = np.array([-1, -0.32, 0.32, 1, 0.32, -0.32] * 2)
-_EYE_SIDE = np.repeat([-1.0, 1.0], 6)
-_EYE_UP = np.array([0, 1, 1, 0, 0, 0] * 2, np.float64)
-_EYE_LO = np.array([0, 0, 0, 0, 1, 1] * 2, np.float64)
-# Corners sit a little below the eye line, the outer ones higher than the inner.
-_EYE_CY = np.array([-0.07, 0, 0, 0.05, 0, 0, 0.05, 0, 0, -0.07, 0, 0])
-_NOSE_X = np.array([-1, -0.5, 0, 0.5, 1.0])
-_NOSE_Y = np.array([0.012, 0.035, 0.045, 0.035, 0.012])
-_LIN4 = np.linspace(0, 1, 4)
-_BROW_T = np.linspace(0, 1, 5)                       # outer -> inner
-_BROW_ARCH = np.array([0.35, 0.85, 1.0, 0.85, 0.55])
 _BROW_THICK = np.array([0.45, 0.75, 0.95, 1.0, 0.9])
-# Outer lip profile (x in units of the half-width, thickness weight), 48..54, 54..48.
-_UP_X = np.array([-1.0, -0.62, -0.28, 0.0, 0.28, 0.62, 1.0])
-_UP_W = np.array([0.0, 0.75, 1.0, 0.82, 1.0, 0.75, 0.0])
-_LO_X = np.array([1.0, 0.62, 0.28, 0.0, -0.28, -0.62, -1.0])
-_LO_W = np.array([0.0, 0.7, 0.95, 1.0, 0.95, 0.7, 0.0])
-_IN_UP_X = np.array([-0.88, -0.45, 0.0, 0.45, 0.88])  # 60..64
-_IN_LO_X = np.array([0.88, 0.45, 0.0, -0.45, -0.88])  # 64, 65, 66, 67, 60
 # Depth weight of each landmark for yaw/pitch; > 1 marks the nose standing out.
 _LM_Z = np.r_[np.ones(27), [1.1, 1.3, 1.5, 1.7], [1.3, 1.4, 1.5, 1.4, 1.3], np.ones(32)]
 # Hairline heights (face units) at _HAIRLINE_X, per hair style.
@@ -100,247 +78,12 @@ _LIPS_UP = np.arange(48, 55)
 _LIPS_LO = np.array([54, 55, 56, 57, 58, 59, 48])
 _IN_LO = np.array([64, 65, 66, 67, 60])
 
-_SKINS = np.array([(255, 225, 200), (240, 196, 165), (222, 170, 130), (196, 135, 95),
-                   (150, 95, 62), (100, 64, 44)], np.float64)
-_HAIRS = np.array([(22, 18, 16), (55, 38, 28), (105, 70, 42), (196, 164, 104),
-                   (150, 68, 32), (155, 152, 148)], np.float64)
-_IRISES = np.array([(92, 56, 30), (45, 28, 20), (70, 112, 165), (78, 122, 80),
-                    (125, 96, 52)], np.float64)
-
-
-@dataclasses.dataclass(frozen=True)
-class Identity:
-  """Who the face is. Lengths are fractions of the image side (canonical frame)."""
-  face_w: float      # half-width of the head at the eye line
-  face_h: float      # eye line to chin
-  forehead: float    # eye line to the top of the head
-  jaw: float         # superellipse exponent of the jaw: 2 round .. 3.5 square
-  eye_y: float       # eye line
-  eye_dx: float      # half the distance between the eye centres
-  eye_w: float       # eye half-width
-  eye_h: float       # upper-lid height above the eye line at rest
-  brow_h: float      # brow height above the eye line
-  brow_arch: float
-  brow_thick: float
-  nose_len: float    # eye line to nose tip
-  nose_w: float      # half-width of the nostrils
-  mouth_dy: float    # nose tip to the lip line
-  mouth_w: float     # half-width of the mouth
-  lip_u: float
-  lip_l: float
-  hair_style: int    # 0 short, 1 fringe, 2 long, 3 receding, 4 side parting
-  hairline: float    # hairline height: 0 top of the head .. 1 the jaw top
-  skin: Tuple[float, float, float]
-  hair: Tuple[float, float, float]
-  iris: Tuple[float, float, float]
-  lips: Tuple[float, float, float]
-  background: Tuple[float, float, float]
-  clothes: Tuple[float, float, float]
-
-
-@dataclasses.dataclass(frozen=True)
-class Pose:
-  """Head pose and gaze; zero is frontal and centred (the lab setting)."""
-  yaw: float = 0.0     # radians, pseudo-3D (features shift and the face squashes)
-  pitch: float = 0.0   # radians
-  roll: float = 0.0    # radians, in-plane rotation
-  scale: float = 1.0
-  tx: float = 0.0      # shift, fraction of the image side
-  ty: float = 0.0
-  gaze_x: float = 0.0  # iris shift, fraction of the eye half-width
-  gaze_y: float = 0.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Scene:
-  """Photometric nuisances of an in-the-wild picture; they never move landmarks."""
-  background: Tuple[float, float, float]
-  clutter: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 9)))
-  light: Tuple[float, float, float] = (0.0, 0.0, 1.0)  # (angle, strength, brightness)
-  tint: Tuple[float, float, float] = (1.0, 1.0, 1.0)
-  occluder: int = 0          # 0 none, 1 sunglasses, 2 hand, 3 object
-  occluder_params: Tuple[float, ...] = (0.0,) * 6
-  blur: float = 0.0          # gaussian sigma, in pixels at 64x64
-  lowres: float = 1.0        # down-sampling factor before up-sampling back (<1)
-  noise: float = 0.0         # pixel noise std, in uint8 levels
-
-
-def _mix(a, b, t):
-  return tuple(float(x) * (1 - t) + float(y) * t for x, y in zip(a, b))
-
-
-def _rgb(c):
-  return tuple(float(x) for x in c)
-
-
-def _palette(pal, u):
-  t = u * (len(pal) - 1)
-  i = min(int(t), len(pal) - 2)
-  return _rgb(pal[i] * (1 - (t - i)) + pal[i + 1] * (t - i))
-
-
-def sample_identity(rng: np.random.Generator) -> Identity:
-  """Draws one identity; all its randomness comes from `rng`."""
-  u = rng.random(30).tolist()
-  face_w = 0.265 + 0.05 * u[0]
-  face_h = 0.38 + 0.05 * u[1]
-  eye_w = face_w * (0.19 + 0.04 * u[5])
-  skin = _palette(_SKINS, u[18] ** 1.2)
-  lips = tuple(0.65 * s * f + 0.35 * c for s, f, c in
-               zip(skin, (0.95, 0.62, 0.62), (185, 75, 80)))
-  hair = _palette(_HAIRS, u[20]) if u[21] > 0.15 else _rgb(_HAIRS[int(u[22] * 3)])
-  bg = tuple(90 + 150 * u[23 + i] for i in range(3))
-  bg = _mix(bg, (200, 200, 200), 0.4)
-  return Identity(
-      face_w=face_w, face_h=face_h, forehead=0.27 + 0.04 * u[2],
-      jaw=2.0 + 1.5 * u[3], eye_y=0.41 + 0.03 * u[4],
-      eye_dx=face_w * (0.38 + 0.06 * u[6]), eye_w=eye_w,
-      eye_h=eye_w * (0.4 + 0.1 * u[7]),
-      brow_h=face_h * (0.15 + 0.04 * u[8]), brow_arch=face_h * (0.01 + 0.03 * u[9]),
-      brow_thick=face_h * (0.045 + 0.03 * u[10]),
-      nose_len=face_h * (0.33 + 0.06 * u[11]), nose_w=face_w * (0.14 + 0.05 * u[12]),
-      mouth_dy=face_h * (0.17 + 0.05 * u[13]), mouth_w=face_w * (0.3 + 0.08 * u[14]),
-      lip_u=face_h * (0.035 + 0.02 * u[15]), lip_l=face_h * (0.045 + 0.025 * u[16]),
-      hair_style=int(u[17] * 5) % 5, hairline=0.3 + 0.15 * u[19],
-      skin=skin, hair=hair, iris=_palette(_IRISES, u[26]), lips=lips,
-      background=bg, clothes=tuple(30 + 200 * x for x in u[27:30]))
-
-
-def sample_pose(rng: np.random.Generator, domain: str, strength: float = 1.0) -> Pose:
-  """Frontal for 'lab'; random pose, scale and shift for 'wild'.
-
-  Wild faces are framed a little tighter on average (like detector crops), so the
-  features have more pixels at 48 px.
-  """
-  if domain == 'lab':
-    return Pose()
-  u = rng.random(8).tolist()
-  s = strength
-  return Pose(yaw=s * 0.55 * (2 * u[0] - 1), pitch=s * 0.2 * (2 * u[1] - 1),
-              roll=s * math.radians(22) * (2 * u[2] - 1),
-              scale=1.1 + s * (0.45 * u[3] - 0.3),
-              tx=s * 0.09 * (2 * u[4] - 1), ty=s * 0.08 * (2 * u[5] - 1),
-              gaze_x=0.3 * (2 * u[6] - 1), gaze_y=0.15 * (2 * u[7] - 1))
-
-
-def sample_scene(rng: np.random.Generator, domain: str, identity: Identity,
-                 strength: float = 1.0) -> Scene:
-  """A plain studio scene for 'lab'; clutter, light, occlusion, blur... for 'wild'."""
-  if domain == 'lab':
-    return Scene(background=identity.background)
-  u = rng.random(24).tolist()
-  s = strength
-  n = int(2 + 6 * u[0])
-  clutter = rng.random((n, 9))
-  occluder = 0
-  if u[1] < 0.35 * s:
-    occluder = 1 + int(u[2] * 3)
-  return Scene(
-      background=tuple(40 + 200 * x for x in u[3:6]), clutter=clutter,
-      light=(2 * np.pi * u[6], s * 0.55 * u[7], 1.0 + s * (0.5 * u[8] - 0.28)),
-      tint=tuple(1.0 + s * 0.14 * (2 * x - 1) for x in u[9:12]),
-      occluder=occluder, occluder_params=tuple(u[12:18]),
-      blur=(s * 1.3 * u[18]) if u[19] < 0.35 * s else 0.0,
-      lowres=(0.3 + 0.45 * u[20]) if u[21] < 0.35 * s else 1.0,
-      noise=s * 9.0 * u[22] if u[23] < 0.7 else 0.0)
-
-
-def landmarks(identity: Identity, au) -> np.ndarray:
-  """The 68 iBUG landmarks (canonical frame, (x, y) fractions) for these AUs."""
-  return _geometry(identity, np.clip(np.asarray(au, np.float64), 0, 1))['lm']
-
 
 def _xy(x, y) -> np.ndarray:
   out = np.empty((len(x), 2))
   out[:, 0] = x
   out[:, 1] = y
   return out
-
-
-def _mouth_tables():
-  """Per-point coefficients of the 20 mouth landmarks (48..67) on the mouth scalars."""
-  mx = np.r_[_UP_X, _LO_X[1:6], _IN_UP_X, _IN_LO_X[1:4]]
-  op = np.clip(1 - (mx / 0.88)**2, 0, 1)**0.6  # the lips part most in the middle
-  z7, z5, z3 = np.zeros(7), np.zeros(5), np.zeros(3)
-  lo_w = _LO_W[1:6]
-  return dict(
-      x=mx, x2=mx**2,
-      tu=np.r_[-_UP_W, z5, z5, z3], tl=np.r_[z7, lo_w, z5, z3],
-      o_up=np.r_[-0.8 * op[:7], z5, -op[12:17], z3],
-      o_lo=np.r_[z7, op[7:12] * lo_w**0.3, z5, op[17:]],
-      lift=np.r_[z7, -op[7:12] * lo_w**0.3, z5, -0.6 * op[17:]])
-
-
-_MOUTH = _mouth_tables()
-_BROW_IN = 0.1 + 0.9 * _BROW_T**1.5      # AU1 acts on the inner end
-_BROW_OUT = 0.1 + 0.9 * (1 - _BROW_T)**1.5  # AU2 on the outer end
-_BROW_LOW = 0.45 + 0.55 * _BROW_T**1.5   # AU4 lowers all, the inner end most
-_BROW_WI = _BROW_T**1.5
-
-
-def _geometry(idn: Identity, au: np.ndarray) -> dict:
-  """Landmarks plus the few extra quantities the drawing needs (FACS directions)."""
-  a1, a2, a4, a5, a6, a7, a9, a12, a15, a17, a20, a23, a25, a26 = au.tolist()
-  U, W, cx, ey = idn.face_h, idn.face_w, _CX, idn.eye_y
-  lm = np.empty((68, 2))
-
-  # Jaw: a superellipse from the eye line down to the chin; AU26 drops the jaw,
-  # AU17 lifts the chin.
-  y0, chin = ey + 0.02, ey + U
-  e = 2.0 / idn.jaw
-  lm[:17, 0] = cx - W * _JAW_SIGN * _JAW_ABS_C**e * (1 - 0.05 * a26 * _JAW_W)
-  lm[:17, 1] = (y0 + (chin - y0) * _JAW_S**e + 0.2 * U * a26 * _JAW_W
-                - 0.035 * U * a17 * _JAW_CHIN)
-
-  # Brows, outer -> inner: AU1 lifts the inner ends, AU2 the outer ends, AU4 pulls
-  # them down and together, AU9 lowers the inner ends a little. Amplitudes are
-  # large enough to move the brows a pixel or two at 48 px.
-  by = ((ey - idn.brow_h) - idn.brow_arch * _BROW_ARCH - (0.15 * U * a1) * _BROW_IN
-        - (0.15 * U * a2) * _BROW_OUT + (0.09 * U * a4) * _BROW_LOW
-        + (0.02 * U * a9) * _BROW_WI)
-  x_in = idn.eye_dx - idn.eye_w * 0.95 - 0.07 * U * a4
-  x_out = idn.eye_dx + idn.eye_w * 1.4 - 0.02 * U * a4
-  bx = x_out + (x_in - x_out) * _BROW_T
-  lm[17:22, 0] = cx - bx
-  lm[17:22, 1] = by
-  lm[22:27, 0] = cx + bx[::-1]
-  lm[22:27, 1] = by[::-1]
-
-  # Eyes: AU5 raises the upper lid, AU7 tightens both lids, AU6 pushes the lower lid
-  # up from below, AU4 lowers the upper lid a little. AU5 at full intensity bares
-  # the white above the iris (the lid clears the iris top).
-  up = idn.eye_h * max(1 + 1.3 * a5 - 0.5 * a7 - 0.15 * a6 - 0.2 * a4, 0.15)
-  lo = 0.75 * idn.eye_h * max(1 + 0.35 * a5 - 0.6 * a7 - 0.65 * a6, 0.08)
-  lm[36:48, 0] = (cx + idn.eye_dx * _EYE_SIDE) + idn.eye_w * _EYE_X
-  lm[36:48, 1] = (ey + idn.eye_h * _EYE_CY) - up * _EYE_UP + lo * _EYE_LO
-
-  # Nose: AU9 pulls the nostrils and the tip up and flares the wings.
-  y27, yt = ey - 0.3 * idn.brow_h, ey + idn.nose_len - 0.02 * U * a9
-  lm[27:31, 0] = cx
-  lm[27:31, 1] = y27 + (yt - y27) * _LIN4
-  nw = idn.nose_w * (1 + 0.18 * a9)
-  lm[31:36, 0] = cx + nw * _NOSE_X
-  lm[31:36, 1] = (ey + idn.nose_len - 0.05 * U * a9) + U * _NOSE_Y
-
-  # Mouth. Corners: AU12 up and out, AU15 down, AU20 out, AU23/AU26 in; the lip line
-  # bends towards the corners. AU23 thins the lips, AU25 parts them, AU26 opens the
-  # mouth with the jaw, AU17 pushes the lower lip up.
-  mw = idn.mouth_w * (1 + 0.22 * a12 + 0.38 * a20 - 0.04 * a15 - 0.16 * a23
-                      - 0.14 * a26 - 0.05 * a17)
-  dyc = U * (-0.085 * a12 + 0.075 * a15 + 0.012 * a20 + 0.02 * a17)
-  ym = ey + idn.nose_len + idn.mouth_dy - U * (0.04 * a9 + 0.02 * a17)
-  thin = 1 - 0.25 * a12 - 0.3 * a20 - 0.75 * a23
-  tu = idn.lip_u * max(thin, 0.25) * (1 - 0.3 * a9)
-  tl = idn.lip_l * max(thin + 0.25 * a17, 0.25)
-  # An open jaw drops the lower lip by ~a tenth of the face height (clear at 48 px).
-  part = 0.11 * U * a25 + 0.05 * U * a26
-  o_up, o_lo = 0.35 * part, 0.65 * part + 0.2 * U * a26
-  m = _MOUTH
-  lm[48:68, 0] = cx + mw * m['x']
-  lm[48:68, 1] = (ym + dyc * m['x2'] + tu * m['tu'] + tl * m['tl'] + o_up * m['o_up']
-                  + o_lo * m['o_lo'] + (0.025 * U * a17) * m['lift'])
-  lm[65:68, 1] = np.maximum(lm[65:68, 1], lm[63:60:-1, 1])
-  return dict(lm=lm, opening=o_up + o_lo, mw=mw, y0=y0, chin=chin)
 
 
 class _Canvas:
@@ -361,7 +104,7 @@ class _Canvas:
   def transform(self, idn: Identity, pose: Pose, size: int) -> np.ndarray:
     pts = np.concatenate(self.pts)
     cy = idn.eye_y + 0.5 * (idn.face_h - idn.forehead)
-    x = pts[:, 0] - _CX
+    x = pts[:, 0] - face_geometry.CX
     y = pts[:, 1] - cy
     if pose.yaw or pose.pitch:
       # The head as a half-ellipsoid: points near the middle come towards the camera,
@@ -376,7 +119,7 @@ class _Canvas:
       y = y * math.cos(pose.pitch) - z * math.sin(pose.pitch)
     c, s = math.cos(pose.roll) * pose.scale * size, math.sin(pose.roll) * pose.scale * size
     out = np.empty_like(pts)
-    out[:, 0] = c * x - s * y + ((_CX + pose.tx) * size - 0.5)
+    out[:, 0] = c * x - s * y + ((face_geometry.CX + pose.tx) * size - 0.5)
     out[:, 1] = s * x + c * y + ((cy + pose.ty) * size - 0.5)
     return out
 
@@ -399,10 +142,10 @@ def _shade(color, k):
 
 def _build(idn: Identity, au: np.ndarray, pose: Pose, scene: Scene):
   """Every shape to draw, in drawing order: (kind, colour, [point spans])."""
-  g = _geometry(idn, au)
+  g = face_geometry.geometry(idn, au)
   lm = g['lm']
   a1, a2, a4, a5, a6, a7, a9, a12, a15, a17, a20, a23, a25, a26 = au.tolist()
-  U, W, cx, ey = idn.face_h, idn.face_w, _CX, idn.eye_y
+  U, W, cx, ey = idn.face_h, idn.face_w, face_geometry.CX, idn.eye_y
   skin, hair = idn.skin, idn.hair
   y0, chin, y_top = g['y0'], g['chin'], ey - idn.forehead
   cv = _Canvas()
@@ -435,7 +178,7 @@ def _build(idn: Identity, au: np.ndarray, pose: Pose, scene: Scene):
 
   # Cheeks: AU6 raises them (a redder patch that moves up).
   if a6 > 0.05:
-    add('fill', _mix(skin, (215, 95, 95), 0.22 * a6),
+    add('fill', face_params.mix(skin, (215, 95, 95), 0.22 * a6),
         *[_ellipse(cx + s * (idn.eye_dx + 0.25 * idn.eye_w),
                    ey + 0.45 * idn.nose_len - 0.06 * U * a6, 0.95 * idn.eye_w,
                    0.55 * idn.eye_w, _CIRCLE12) for s in (-1, 1)])
@@ -502,7 +245,7 @@ def _build(idn: Identity, au: np.ndarray, pose: Pose, scene: Scene):
   for line, t in ((lm[17:22], th), (lm[22:27], th[::-1])):
     brows.append(np.concatenate([_CR5 @ _xy(line[:, 0], line[:, 1] - t),
                                  (_CR5 @ _xy(line[:, 0], line[:, 1] + t))[::-1]]))
-  add('fill', _mix(hair, (20, 15, 12), 0.6), *brows)  # dark: contrast at 48 px
+  add('fill', face_params.mix(hair, (20, 15, 12), 0.6), *brows)  # dark: contrast at 48 px
 
   # Eyes: whites, iris and pupil clipped by the lids, lid lines and creases.
   whites, irises, pupils, uppers, others = [], [], [], [], []
@@ -566,7 +309,7 @@ def _build(idn: Identity, au: np.ndarray, pose: Pose, scene: Scene):
       s = -1 if q[0] < 0.5 else 1
       hx = cx + s * (0.1 + 0.4 * q[1]) * W
       hy = lm[57, 1] + (q[2] - 0.5) * 0.2 * U
-      col = _palette(_SKINS, q[3])
+      col = face_params.skin_colour(q[3])
       add('fill', col, _ellipse(hx, hy, 0.42 * W, 0.3 * U))
       add('finger', col, *[[[hx - s * 0.25 * W, hy + (j - 1.5) * 0.09 * U],
                             [hx - s * (0.6 + 0.05 * (j % 3)) * W,
@@ -598,21 +341,6 @@ def _draw(img, ops, pix, size):
     else:  # 'finger'
       cv2.polylines(img, polys, False, col, max(2, int(0.07 * size)), cv2.LINE_AA,
                     _SHIFT)
-
-
-def _draw_clutter(img, clutter, size):
-  for q in clutter.tolist():
-    col = tuple(30 + 210 * v for v in q[5:8])
-    x0, y0, x1, y1 = (int((v * 1.4 - 0.2) * size) for v in q[1:5])
-    kind = int(q[0] * 3)
-    if kind == 0:
-      cv2.rectangle(img, (x0, y0), (x1, y1), col, -1, cv2.LINE_AA)
-    elif kind == 1:
-      cv2.circle(img, (x0, y0), int(0.05 * size + 0.3 * size * q[8]), col, -1,
-                 cv2.LINE_AA)
-    else:
-      cv2.line(img, (x0, y0), (x1, y1), col, max(1, int(0.08 * size * q[8])),
-               cv2.LINE_AA)
 
 
 def render_face(identity: Identity, au_intensity, pose: Optional[Pose] = None,
@@ -649,33 +377,11 @@ def render_face(identity: Identity, au_intensity, pose: Optional[Pose] = None,
   img = np.empty((size, size, 3), np.uint8)
   img[:] = [int(round(c)) for c in scene.background]
   if len(scene.clutter):
-    _draw_clutter(img, scene.clutter, size)
+    face_scene.draw_clutter(img, scene.clutter, size)
   _draw(img, ops, pix, size)
-  img = _photometric(img, scene, size, rng)
+  img = face_scene.photometric(img, scene, size, rng)
   if channels == 1:
     img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[..., None]
   lm = pix[:68].astype(np.float32)
   eyes = lm[36:48].reshape(2, 6, 2).mean(1)
   return img, lm, eyes
-
-
-def _photometric(img, scene: Scene, size: int, rng):
-  """Light gradient and tint, noise, blur, low resolution (wild only)."""
-  angle, strength, bright = scene.light
-  if strength or bright != 1.0 or scene.tint != (1.0, 1.0, 1.0) or scene.noise:
-    g = np.linspace(-1, 1, size, dtype=np.float32)
-    light = (bright * strength * math.cos(angle)) * g[None, :, None] + (
-        bright * strength * math.sin(angle)) * g[:, None, None] + np.float32(bright)
-    out = img * (light * np.asarray(scene.tint, np.float32))
-    if scene.noise and rng is not None:
-      # Uniform noise with the requested std: a third of the cost of gaussian.
-      u = rng.random(out.shape, dtype=np.float32)
-      out += (u - np.float32(0.5)) * np.float32(scene.noise * math.sqrt(12))
-    img = np.clip(out, 0, 255, out=out).astype(np.uint8)
-  if scene.blur > 0.05:
-    img = cv2.GaussianBlur(img, (0, 0), scene.blur * size / 64)
-  if scene.lowres < 1.0:
-    small = max(8, int(size * scene.lowres))
-    img = cv2.resize(cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA),
-                     (size, size), interpolation=cv2.INTER_LINEAR)
-  return img

@@ -18,6 +18,8 @@ import numpy as np
 from fer_jax.data import labels
 from fer_jax.data.synthetic import affect
 from fer_jax.data.synthetic import face
+from fer_jax.data.synthetic import face_params
+from fer_jax.data.synthetic import face_scene
 from fer_jax.data.synthetic.presets import SPLITS, PresetSpec, get_preset
 
 # Stream tags, so the PRNG keys of subjects, clips and records never coincide.
@@ -36,7 +38,7 @@ def _key(name: str) -> int:
 def subject_profile(spec: PresetSpec, seed: int, subject: int):
   """(identity, affect style) of one subject of a preset."""
   rng = np.random.default_rng([seed, _key(spec.name), _SUBJECT, subject])
-  return face.sample_identity(rng), affect.sample_style(rng)
+  return face_params.sample_identity(rng), affect.sample_style(rng)
 
 
 def _subject_range(spec: PresetSpec, split: str):
@@ -104,7 +106,7 @@ def _video_content(spec, style, clip_rng, frame, rng):
   return expression, labels.MISSING, au, v, a
 
 
-def _clip_pose(base: face.Pose, clip_rng, t: float) -> face.Pose:
+def _clip_pose(base: face_params.Pose, clip_rng, t: float) -> face_params.Pose:
   """Smooth head motion around the clip's pose."""
   u = clip_rng.random(6)
   w = lambda i: math.sin(2 * math.pi * ((0.5 + u[i]) * t + u[i + 3]))  # noqa: E731
@@ -136,8 +138,8 @@ def make_record(spec: PresetSpec, split: str, index: int, image_size: int,
     clip_rng = np.random.default_rng([seed, pkey, _CLIP, clip])
     pose = scene = None
     if wild:
-      pose = face.sample_pose(clip_rng, 'wild', spec.wild_strength)
-      scene = face.sample_scene(clip_rng, 'wild', identity, spec.wild_strength)
+      pose = face_params.sample_pose(clip_rng, 'wild', spec.wild_strength)
+      scene = face_scene.sample_scene(clip_rng, 'wild', identity, spec.wild_strength)
       pose = _clip_pose(pose, clip_rng, frame / spec.frames_per_clip)
     expression, compound, au, v, a = _video_content(spec, style, clip_rng, frame, rng)
   else:
@@ -147,8 +149,8 @@ def make_record(spec: PresetSpec, split: str, index: int, image_size: int,
     expression, compound, au, v, a = _stills_content(spec, style, rng)
     pose = scene = None
     if wild:
-      pose = face.sample_pose(rng, 'wild', spec.wild_strength)
-      scene = face.sample_scene(rng, 'wild', identity, spec.wild_strength)
+      pose = face_params.sample_pose(rng, 'wild', spec.wild_strength)
+      scene = face_scene.sample_scene(rng, 'wild', identity, spec.wild_strength)
   image, landmarks, eyes = face.render_face(identity, au, pose, image_size, channels,
                                             rng, scene)
 

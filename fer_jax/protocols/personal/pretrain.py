@@ -12,10 +12,9 @@ import numpy as np
 
 from fer_jax.protocols.personal.data import TARGETS
 from fer_jax.protocols.personal.files import log
-from fer_jax.tasks import get_task
-from fer_jax.train import checkpoint as ckpt_lib
 from fer_jax.train import distributed
 from fer_jax.train import loop
+from fer_jax.train import trained
 
 
 @dataclasses.dataclass
@@ -69,12 +68,10 @@ def pretrain(config, workdir: str) -> List[Net]:
       log(config, f'  {name}: val rmse '
           f'{res.get("val/rmse_mean", float("nan")):.4f} '
           f'({time.perf_counter() - t:.0f} s)')
-    _, tree = ckpt_lib.load_numpy(wd, config.get('pretrain_checkpoint', 'best'))
-    model = loop.build_model(cfg, get_task(**cfg.task))
-    variables = {'params': tree['params']}
-    if tree.get('batch_stats'):
-      variables['batch_stats'] = tree['batch_stats']
-    nets.append(Net(name, targets, cfg, model, variables))
+    # wd/config.json is `cfg` (checked above, or written by the training) but
+    # for fields that build no network (run-only, length, data statistics).
+    run = trained.load_run(wd, config.get('pretrain_checkpoint', 'best'))
+    nets.append(Net(name, targets, cfg, run.model, run.variables))
   if any(n.model != nets[0].model for n in nets):
     raise ValueError('The nets differ in architecture; the batched fine-tuning '
                      'stacks their dense parts, so they must match.')

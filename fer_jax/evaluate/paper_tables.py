@@ -1,4 +1,4 @@
-"""The papers' own tables, filled with our results (launch/report.py).
+"""The papers' own tables, filled with our results (launch/report.py writes them).
 
 Each builder takes plain result dicts (what `results.json`,
 `kfold_results.json` and the cross-dataset `results.json` hold) and returns
