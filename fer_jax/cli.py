@@ -37,10 +37,11 @@ def is_expected(e: BaseException) -> bool:
   if isinstance(e, (workdir.ConfigError, workdir.ConfigMismatchError)):
     return True
   from fer_jax.data.pipeline import BadRecordError  # AdapterError's base
+  from fer_jax.data.prepare import SourceArgumentError
   from fer_jax.models.partition import WeightMismatchError
   # A diverged run, a damaged checkpoint.
   from fer_jax.train.checkpoint import DamagedCheckpointError, NonFiniteError
-  return isinstance(e, (BadRecordError, WeightMismatchError,
+  return isinstance(e, (BadRecordError, SourceArgumentError, WeightMismatchError,
                         DamagedCheckpointError, NonFiniteError))
 
 

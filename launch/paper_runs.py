@@ -1,7 +1,7 @@
 """The papers' experiment grids: run (or resume) every run, gather results.
 
-Used by launch/report.py, which turns what these return into the papers' tables
-(fer_jax/evaluate/paper_tables.py). Every run lives in ROOT/<name> and resumes;
+`report` runs one paper's grid and writes what it returns as the paper's tables
+(fer_jax/evaluate/paper_tables.py); launch/report.py is its command. Every run lives in ROOT/<name> and resumes;
 finished runs are read, not retrained; `train=False` only reads.
 
   run_001  configs/transfer/cascade_001.py: every scheme (cascade_001.METHODS) x
@@ -232,3 +232,33 @@ def run_004(root, arg, overrides, train, method='rank', models=()):
            'test/expression/accuracy': float(metrics.accuracy(
                test['expression'], preds[names[0]]['test'][1]))}
   return members, ens
+
+
+def report(paper, root, arg, overrides, train=True, models=(), ensemble='rank'):
+  """Runs (or reads) one paper's grid and writes ROOT/report_<paper>.md and
+  .json; returns (the markdown tables, the path of the .md)."""
+  from fer_jax import atomic
+  from fer_jax.evaluate import paper_tables as pt
+  from fer_jax.train.logging import write_json
+  synthetic = 'real' not in arg.split(',')
+  os.makedirs(root, exist_ok=True)
+  if paper == '001':
+    runs = run_001(root, arg, overrides, train, models)
+    md = pt.table_001(runs, synthetic)
+    js = {f'{m}/{s}': r for (m, s), r in runs.items()}
+  elif paper == '002':
+    cv, cross = run_002(root, arg, overrides, train, models)
+    md = '\n'.join([pt.table_002_cv(ds, cv[ds], synthetic) for ds in cv if cv[ds]]
+                   + [pt.table_002_cross(cross, synthetic)])
+    js = {'cv': {ds: {m: r['mean'] for m, r in v.items()} for ds, v in cv.items()},
+          'cross': {f'{d}/{m}': r for (d, m), r in cross.items()}}
+  elif paper == '004':
+    members, ens = run_004(root, arg, overrides, train, ensemble, models)
+    md = pt.table_004(members, ens, synthetic)
+    js = {'members': members, 'ensemble': ens}
+  else:
+    raise ValueError(f'no experiment grid for paper {paper!r}; valid: 001, 002, 004')
+  path = os.path.join(root, f'report_{paper}.md')
+  atomic.write_text(path, md)
+  write_json(os.path.join(root, f'report_{paper}.json'), js)
+  return md, path

@@ -15,7 +15,6 @@ Writes curve.csv, curve.png and prints the table.
 import argparse
 import os
 
-from fer_jax import atomic
 from fer_jax import cli
 from fer_jax import participant
 from fer_jax.participant import curve
@@ -65,10 +64,9 @@ def main(argv=None):
       samplers=tuple(args.samplers.split(',')),
       sizes=tuple(int(s) for s in args.sizes.split(',')), gap_s=args.gap_s,
       seed=args.seed)
-  atomic.write_csv(os.path.join(args.out, 'curve.csv'), res.rows, curve.COLUMNS)
-  curve.plot(res.rows, os.path.join(args.out, 'curve.png'))
+  csv_path, png_path = curve.save(res, args.out)
   print(curve.table(res.rows))
-  print(f'-> {args.out}/curve.csv, curve.png; subject folders: '
+  print(f'-> {csv_path}, {png_path}; subject folders: '
         + ', '.join(res.folders.values()))
 
 

@@ -33,8 +33,6 @@ combined scheme's data.mixture.0.source.manual_dir=...). A run that lacks a key
 skips it; a key that reaches no run, or a RUN that names none, is one line
 `error: ...` (exit status 2), before anything trains.
 """
-import os
-
 from absl import flags, logging
 
 from fer_jax import cli
@@ -57,31 +55,10 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   from launch import paper_runs
-  from fer_jax.evaluate import paper_tables as pt
-  from fer_jax.train.logging import write_json
-  root, arg, sets = FLAGS.workdir, FLAGS.arg, FLAGS.set
-  synthetic = 'real' not in arg.split(',')
-  models = tuple(FLAGS.models)
-  os.makedirs(root, exist_ok=True)
-  if FLAGS.paper == '001':
-    runs = paper_runs.run_001(root, arg, sets, FLAGS.train, models)
-    md = pt.table_001(runs, synthetic)
-    js = {f'{m}/{s}': r for (m, s), r in runs.items()}
-  elif FLAGS.paper == '002':
-    cv, cross = paper_runs.run_002(root, arg, sets, FLAGS.train, models)
-    md = '\n'.join([pt.table_002_cv(ds, cv[ds], synthetic) for ds in cv if cv[ds]]
-                   + [pt.table_002_cross(cross, synthetic)])
-    js = {'cv': {ds: {m: r['mean'] for m, r in v.items()} for ds, v in cv.items()},
-          'cross': {f'{d}/{m}': r for (d, m), r in cross.items()}}
-  else:
-    members, ens = paper_runs.run_004(root, arg, sets, FLAGS.train, FLAGS.ensemble, models)
-    md = pt.table_004(members, ens, synthetic)
-    js = {'members': members, 'ensemble': ens}
-  with open(os.path.join(root, f'report_{FLAGS.paper}.md'), 'w') as f:
-    f.write(md)
-  write_json(os.path.join(root, f'report_{FLAGS.paper}.json'), js)
+  md, path = paper_runs.report(FLAGS.paper, FLAGS.workdir, FLAGS.arg, FLAGS.set,
+                               FLAGS.train, tuple(FLAGS.models), FLAGS.ensemble)
   print(md)
-  print(f'Written: {os.path.join(root, f"report_{FLAGS.paper}.md")}')
+  print(f'Written: {path}')
 
 
 if __name__ == '__main__':

@@ -23,8 +23,6 @@ stage's own value; `--config.stages.<i|name>.KEY=VALUE` reaches one stage
 (fer_jax/train/stages.py). A mistake (unknown key or name, a workdir of another
 config) is one line `error: ...` and exit status 2, and writes nothing.
 """
-import os
-
 from absl import flags, logging
 from ml_collections import config_flags
 
@@ -43,36 +41,18 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
   distributed.initialize_from_flags(FLAGS)
-  from fer_jax.train.loop import train_and_evaluate
-  from fer_jax.protocols import kfold_cv
-  from fer_jax.train.stages import apply_overrides, run_stages
-  from fer_jax.train.workdir import validate_config
+  from fer_jax.protocols import experiment
+  from fer_jax.train.stages import apply_overrides
   config = apply_overrides(FLAGS.config, cli.config_overrides())
   try:
-    if kfold_cv.num_folds(config) > 1:  # validates before the folds
-      results = kfold_cv.run_from_config(config, FLAGS.workdir)['mean']
-    elif config.get('stages'):
-      by_stage = run_stages(config, FLAGS.workdir)  # validates every stage
-      results = {f'{name}/{k}': v for name, r in by_stage.items()
-                 for k, v in r.items()}
-    else:
-      validate_config(config, check_files=False)  # before any data is read
-      results = train_and_evaluate(config, FLAGS.workdir)
+    results, path = experiment.run(config, FLAGS.workdir)
   except distributed.Preempted as e:
     print(e, flush=True)
     return
   import jax
-  if jax.process_index():
-    return
-  # Scalars here; the confusion matrix and the rest are in results.json.
-  width = max(len(k) for k in results)
-  for key, value in sorted(results.items()):
-    if isinstance(value, (int, float)) and value is not None:
-      print(f'{key:<{width}}  {value:.4f}' if isinstance(value, float) else
-            f'{key:<{width}}  {value}')
-  print('All results: ' + os.path.join(FLAGS.workdir, 'kfold_results.json' if
-                                       kfold_cv.num_folds(config) > 1
-                                       else 'results.json'))
+  if jax.process_index() == 0:
+    print('\n'.join(experiment.scalar_lines(results)))
+    print('All results: ' + path)
 
 
 if __name__ == '__main__':

@@ -46,8 +46,10 @@ class FerRecords(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version('1.0.0')
 
   def __init__(self, *, dataset: str, source_kwargs: dict,
-               splits=('train', 'validation', 'test'), **kwargs):
+               splits=('train', 'validation', 'test'), on_record=None,
+               **kwargs):
     self._dataset = dataset
+    self._on_record = on_record  # called after each record (a progress bar)
     self._kwargs = dict(source_kwargs)
     self._splits = tuple(splits)
     key = json.dumps([dataset, self._kwargs], sort_keys=True, default=str)
@@ -75,6 +77,8 @@ class FerRecords(tfds.core.GeneratorBasedBuilder):
       record = {k: np.asarray(v) for k, v in source[i].items()}
       record['image'] = _png(record['image'])
       yield i, record
+      if self._on_record:
+        self._on_record(1)
 
 
 def _png(image: np.ndarray) -> bytes:

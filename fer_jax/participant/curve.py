@@ -16,10 +16,11 @@ folder per sampler; the features are extracted once and copied into each
 import dataclasses
 import os
 import shutil
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 
+from fer_jax import atomic
 from fer_jax import labeling
 from fer_jax.participant import personal_model as fit_lib
 from fer_jax.participant import frames as frames_lib
@@ -112,6 +113,15 @@ def learning_curve(out_dir: str, video: str, truth_csv: str, base: str,
                       f'A {r["arousal_rmse"]:.4f}'
                       for r in rows[-len(preds):]))
   return Curve(rows, folders)
+
+
+def save(result: Curve, out_dir: str):
+  """Writes out_dir/curve.csv (COLUMNS) and curve.png; returns their paths."""
+  csv_path = os.path.join(out_dir, 'curve.csv')
+  png_path = os.path.join(out_dir, 'curve.png')
+  atomic.write_csv(csv_path, result.rows, COLUMNS)
+  plot(result.rows, png_path)
+  return csv_path, png_path
 
 
 def _stacked(params):

@@ -25,7 +25,6 @@ import json
 import os
 from typing import Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 
 from fer_jax import atomic

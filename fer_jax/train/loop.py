@@ -59,9 +59,9 @@ from fer_jax.train.state import create_state, init_state, variables_of
 from fer_jax.train.step import make_eval_step, make_train_step
 
 
-# The workdir's config: validated before it is written, compared on resume.
-from fer_jax.train.workdir import (  # noqa: E402,F401  (re-exported)
-    DERIVED_FIELDS, ConfigError, ConfigMismatchError, _diff,
+# The workdir's config: validated before it is written, compared on resume
+# (check_workdir_config is re-exported: stages and the study call it here).
+from fer_jax.train.workdir import (  # noqa: E402,F401
     check_workdir_config, stored_config as _stored_config)
 
 

@@ -1,5 +1,8 @@
 """The papers' tables (fer_jax/evaluate/paper_tables.py) from hand-made results."""
+import json
+
 import ml_collections
+import pytest
 
 from fer_jax.evaluate import paper_tables as pt
 
@@ -58,3 +61,24 @@ def test_report_overrides_reach_nested_keys():
                              'data.name=afew_va'])
   assert c.total_steps == 7 and c.data.train_records == 100
   assert c.data.name == 'afew_va'
+
+
+def test_report_writes_the_tables_of_the_runs_it_finds(tmp_path, monkeypatch):
+  from launch import paper_runs
+  members = {'mobilenet_v2': {'val/expression/accuracy': 0.6,
+                              'test/expression/accuracy': 0.7}}
+  ens = {'method': 'rank', 'weights': {'mobilenet_v2': 1.0},
+         'test/expression/accuracy': 0.72}
+  seen = []
+  monkeypatch.setattr(paper_runs, 'run_004',
+                      lambda *a: seen.append(a) or (members, ens))
+  md, path = paper_runs.report('004', str(tmp_path), 'reduced', ['seed=3'],
+                               train=False, models=('mobilenet_v2',))
+  assert seen == [(str(tmp_path), 'reduced', ['seed=3'], False, 'rank',
+                   ('mobilenet_v2',))]
+  assert md == pt.table_004(members, ens, synthetic=True)
+  assert open(path).read() == md
+  assert json.load(open(tmp_path / 'report_004.json')) == {
+      'members': members, 'ensemble': ens}
+  with pytest.raises(ValueError, match='003'):
+    paper_runs.report('003', str(tmp_path), '', [])

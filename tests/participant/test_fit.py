@@ -84,6 +84,22 @@ def test_scores_are_rmse_and_ccc_by_hand():
   assert s['arousal']['ccc'] == 0.0  # a constant prediction
 
 
+def test_the_curve_is_saved_as_csv_rows_and_a_plot(tmp_path):
+  rows = [dict(sampler=s, labels=n, model=m, valence_rmse=0.1 * n,
+               arousal_rmse=0.2, valence_ccc=0.5, arousal_ccc=0.25,
+               test_frames=100 - n)
+          for s in ('random', 'igs') for n in (10, 20)
+          for m in ('personal', 'general')]
+  csv_path, png_path = curve.save(curve.Curve(rows, {}), str(tmp_path))
+  with open(csv_path) as f:
+    back = list(csv.DictReader(f))
+  assert tuple(back[0]) == curve.COLUMNS
+  assert [(r['sampler'], int(r['labels']), r['model'], float(r['valence_rmse']))
+          for r in back] == [(r['sampler'], r['labels'], r['model'],
+                              r['valence_rmse']) for r in rows]
+  assert os.path.getsize(png_path) > 1000
+
+
 def test_label_studio_answers_win_over_labels_csv(tmp_path):
   subject = str(tmp_path)
   label_files.append_answers(subject, [

@@ -254,7 +254,7 @@ def test_eight_devices_give_the_same_loss_curve(tmp_path):
 
 
 def test_refuses_to_resume_over_a_different_config(tmp_path, tiny):
-  from fer_jax.train.loop import ConfigMismatchError, check_workdir_config
+  from fer_jax.train.workdir import ConfigMismatchError, check_workdir_config
   check_workdir_config(tiny(), str(tmp_path))
   check_workdir_config(tiny(), str(tmp_path))  # same config: fine
   with pytest.raises(ConfigMismatchError, match='batch_size: 16 vs 32'):

@@ -85,15 +85,17 @@ def _mc_passes(model: _Static, head, x, keys, ids):
 
 
 def _batched_apply(fn, x: np.ndarray, batch: int) -> np.ndarray:
-  """fn(x[i:i+batch]) over fixed-size (padded) batches, concatenated."""
+  """fn(x[i:i+batch]) over fixed-size (padded) batches, concatenated. The
+  outputs stay on the device until the end (one fetch, no sync per batch), so
+  the host prepares the next batch while the device computes."""
   out = []
   for i in range(0, len(x), batch):
     xb = x[i:i + batch]
     n = len(xb)
     if n < batch:
       xb = np.concatenate([xb, np.zeros((batch - n,) + xb.shape[1:], xb.dtype)])
-    out.append(np.asarray(fn(xb))[:n])
-  return np.concatenate(out)
+    out.append(fn(xb)[:n])
+  return np.concatenate(jax.device_get(out))
 
 
 def extract_features(net: Net, images: np.ndarray, batch: int,
