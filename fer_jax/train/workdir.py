@@ -79,7 +79,8 @@ def check_workdir_config(config, workdir: str, allow_longer: bool = True):
   resume a workdir written by a result-changing different config.
 
   allow_longer: a larger total_steps / num_epochs may resume (see the module
-    docstring); False for a finished stage, which is not trained again.
+    docstring); False for a finished run (a stage, a study's pre-trained
+    net), which is not trained again.
   """
   from fer_jax.train.logging import write_json  # jax: not for a mere error
   path = os.path.join(workdir, 'config.json')
@@ -108,7 +109,7 @@ def check_workdir_config(config, workdir: str, allow_longer: bool = True):
     hint = ''
     if why_not is not None and any(d.split(':')[0] in LENGTH_FIELDS for d in diff):
       hint = (f' A longer run resumes only with {why_not}.' if why_not else
-              ' A finished stage is not trained again: its length stays.')
+              ' A finished run is not trained again: its length stays.')
     raise ConfigMismatchError(
         f'{workdir} holds a run of a different config; refusing to resume over '
         f'it. Differences (workdir vs now): {"; ".join(diff)}.{hint} Use a new '

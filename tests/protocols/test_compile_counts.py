@@ -78,6 +78,22 @@ def test_a_second_net_of_one_architecture_compiles_nothing():
                                rtol=1e-5, atol=1e-6)
 
 
+def test_features_and_head_outputs_are_fetched_once_not_per_batch(monkeypatch):
+  net, _ = _nets(hidden=7)
+  images = np.random.default_rng(1).uniform(size=(10, 12, 12, 1)).astype(np.float32)
+  fetches = []
+  real_get = jax.device_get
+  monkeypatch.setattr(jax, 'device_get',
+                      lambda x: fetches.append(len(x)) or real_get(x))
+  f = features.extract_features(net, images, 4)   # batches of 4, 4, 2 (+2 pad)
+  y = features.head_outputs(net, f, 4)
+  assert fetches == [3, 3], fetches   # one fetch of the 3 batches, each
+  assert f.shape == (10, 45) and y.shape == (10, 2)
+  want = jax.jit(lambda v: net.model.apply(v, images, False, method='embed'))(
+      net.variables)
+  np.testing.assert_allclose(f, want, rtol=1e-5, atol=1e-6)
+
+
 def test_mc_dropout_samples_compile_once_and_use_each_nets_weights():
   # Two hidden units, both active (a large fc1 bias) and an invertible output
   # layer: each pass's dropout mask can be read back from net a's samples.

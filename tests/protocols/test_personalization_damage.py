@@ -189,3 +189,23 @@ def test_launcher_prints_one_line_and_exits_2(tmp_path):
     assert len(err) == 1 and err[0].startswith('error: '), proc.stderr[-3000:]
     assert want in err[0], err[0]
     assert not os.path.exists(workdir)
+
+
+def test_a_finished_pretrained_net_asked_for_more_steps_is_refused(reference,
+                                                                   tmp_path):
+  """A reused pre-trained net is not trained further: a longer pretrain is one
+  error (not a silent reuse of the shorter net), and its config.json stays."""
+  from fer_jax.protocols.personal import pretrain
+  pretrain_dir = os.path.join(reference, 'pretrain')
+  stored = os.path.join(pretrain_dir, 'joint', 'config.json')
+  before = open(stored).read()
+  config = _config()
+  steps = config.pretrain.total_steps
+  config = _config(**{'pretrain.total_steps': str(2 * steps)})
+  with config.unlocked():
+    config.pretrain_dir = pretrain_dir
+  with pytest.raises(workdir_lib.ConfigMismatchError,
+                     match=f'total_steps: {steps} vs {2 * steps}.*not trained '
+                     'again'):
+    pretrain.pretrain(config, str(tmp_path))
+  assert open(stored).read() == before

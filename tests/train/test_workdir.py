@@ -104,7 +104,7 @@ def test_a_longer_cosine_run_is_another_run(tmp_path):
   with pytest.raises(ConfigMismatchError, match="total_steps: 12 vs 30.*'cosine'"):
     check_workdir_config(tiny_config(**cos, total_steps=30), str(tmp_path))
   check_workdir_config(tiny_config(total_steps=30), str(tmp_path / 'stage'))
-  with pytest.raises(ConfigMismatchError, match='finished stage'):
+  with pytest.raises(ConfigMismatchError, match='finished run is not trained again'):
     check_workdir_config(tiny_config(total_steps=40), str(tmp_path / 'stage'),
                          allow_longer=False)
 

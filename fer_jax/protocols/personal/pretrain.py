@@ -60,7 +60,9 @@ def pretrain(config, workdir: str) -> List[Net]:
     # train together).
     finished = os.path.exists(os.path.join(wd, 'results.json'))
     if distributed.from_lead(np.asarray(finished)):
-      loop.check_workdir_config(cfg, wd)  # a finished run of another config?
+      # A finished run of another config, or one asked for more steps than it
+      # ran (it is reused, not trained further; config.json keeps its length).
+      loop.check_workdir_config(cfg, wd, allow_longer=False)
     else:
       log(config, f'Pre-training {name} in {wd}')
       t = time.perf_counter()
